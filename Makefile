@@ -1,0 +1,41 @@
+# The two commands for a fresh machine: `make run` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+HOST   ?= 127.0.0.1
+PORT   ?= 8000
+DB     ?= graph_runtime.db
+
+.PHONY: run test lint typecheck bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev,openai]'
+	touch $(STAMP)
+
+## run: create the venv, install, and run the example workflows end to end on SQLite
+run: $(STAMP)
+	$(BIN)/graph-runtime run examples/routing.json --db $(DB) --input '{"ticket": "I want a refund for order 42", "tier": "pro"}'
+	$(BIN)/graph-runtime run examples/map_loop.json --db $(DB) --input '{"items": [{"name": "a", "qty": 2}, {"name": "b", "qty": 5}]}'
+
+## test: create the venv, install, lint and run the whole suite
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/lint-imports
+	$(BIN)/python -m pytest -n 2 -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+bench: $(STAMP)
+	$(BIN)/python bench/bench_overhead.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
