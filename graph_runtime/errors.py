@@ -240,4 +240,6 @@ class ExpressionError(GraphRuntimeError):
 
     def located(self, *, node_id: str, field: str) -> ExpressionError:
         """The same error, tagged with the node and the config field it came from."""
-        return ExpressionError(self.detail, expression=self.expression, node_id=node_id, field=field)
+        return ExpressionError(
+            self.detail, expression=self.expression, node_id=node_id, field=field
+        )

@@ -193,7 +193,7 @@ class EventType(StrEnum):
     STATUS = "status"
     STEP = "step"
     LOG = "log"
-    TOKEN = "token"  # noqa: S105 -- an event name, not a secret
+    TOKEN = "token"
     CUSTOM = "custom"
     INTERRUPT = "interrupt"
     END = "end"

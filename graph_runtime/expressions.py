@@ -1,0 +1,733 @@
+"""The expression DSL: CEL, parsed once, evaluated safely (WORKFLOW.md §1.3 and §2).
+
+Conditions, selections and template holes are CEL, compiled by :func:`compile_expression` and
+evaluated against the JSON view built by :func:`to_view`; CEL reaches no host object. This module
+adds what the ``cel`` binding (common-expression-language 0.10, cel-rust inside) lacks, each
+measured on it:
+
+* Static guards (E001), checked before ``cel.compile`` sees the text. The Rust parser and
+  evaluator recurse and a stack overflow kills the process: a 2,000-operator chain segfaults on
+  a 1 MiB thread stack, 65 nested brackets on 512 KiB.
+* A work budget (E007). The binding holds the GIL and has no cost limit, and its ``map`` and
+  ``filter`` copy the accumulated list at every step: 10,000 ints take 4 s, 300 strings of
+  100 KB 1.4 s. Costly expressions are priced against the data they read before they run.
+* ``default(x, fallback)`` that survives missing keys although CEL is eager: a field path in
+  ``x`` is rewritten into a presence test.
+* Every run-time failure is an :class:`ExpressionError` (E007) with a hint.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import re
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+import cel
+from langchain_core.messages import BaseMessage
+from pydantic import BaseModel
+
+from graph_runtime.errors import ExpressionCompileError, ExpressionError
+
+__all__ = [
+    "ALLOWED_VARIABLES",
+    "FUNCTIONS",
+    "MAX_COMPREHENSION_DEPTH",
+    "MAX_EVALUATION_WORK",
+    "MAX_LIST_ITEMS",
+    "MAX_NESTING",
+    "MAX_OPERATOR_CHAIN",
+    "MAX_SOURCE_BYTES",
+    "MAX_TEMPLATE_CHARS",
+    "MAX_VIEW_DEPTH",
+    "Expression",
+    "Template",
+    "compile_expression",
+    "compile_template",
+    "referenced_state_keys",
+    "to_view",
+]
+
+ALLOWED_VARIABLES = frozenset({"state", "input", "run", "item", "index", "result"})
+FUNCTIONS = frozenset({"join", "has_tool_calls", "json", "lower", "upper", "trim", "default"})
+MAX_SOURCE_BYTES = 4096
+MAX_COMPREHENSION_DEPTH = 2
+#: Longer lists or maps are refused by ``to_view`` (E007), not capped: a capped list would make
+#: ``size()`` and ``exists()`` silently wrong.
+MAX_LIST_ITEMS = 10_000
+MAX_TEMPLATE_CHARS = 65_536
+#: The binding converts data recursively: a 1,000-deep list overflows a 1 MiB thread stack.
+MAX_VIEW_DEPTH = 64
+#: With these two, parsing and evaluating stay under ~0.5 MiB of stack.
+MAX_NESTING = 32
+MAX_OPERATOR_CHAIN = 400
+#: About 0.1-0.5 s of binding time (see ``_work``).
+MAX_EVALUATION_WORK = 2_000_000
+
+_CEL_FUNCTIONS = frozenset(
+    "size int uint double string bytes timestamp duration dyn type contains startsWith endsWith "
+    "matches getFullYear getMonth getDayOfYear getDayOfMonth getDate getDayOfWeek getHours "
+    "getMinutes getSeconds getMilliseconds".split()
+)
+_TYPE_NAMES = frozenset("int uint double string bytes bool list map null_type type".split())
+_MACROS = frozenset({"map", "filter", "all", "exists", "exists_one"})
+_ACCUMULATING = frozenset({"map", "filter"})
+_CHAIN_OPS = frozenset("+ - * / % == != < <= > >= && || ? : . !".split())
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+_LEAVES = frozenset({str, float, bool, type(None)})  # int is range-checked
+_CEL_TYPES: dict[type, str] = {type(None): "null", bool: "bool", int: "int", float: "double"}
+_CEL_TYPES |= {str: "string", list: "list", dict: "map"}
+_I64 = (-(2**63), 2**63 - 1)
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# C0 controls but tab/newline/CR, DEL, and the bidi overrides of "Trojan Source".
+_FORBIDDEN_CHARS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u202a-\u202e\u2066-\u2069]")
+_Q3, _A3 = '"""', "'''"
+_TOKEN = re.compile(
+    r"(?P<skip>\s+|//[^\n]*)"
+    r"|(?P<str>(?:[rR][bB]?|[bB][rR])"  # raw strings: a backslash escapes nothing
+    rf"(?:{_Q3}[\s\S]*?(?:{_Q3}|\Z)|{_A3}[\s\S]*?(?:{_A3}|\Z)|'[^'\n]*'|\"[^\"\n]*\")"
+    r"|[bB]?"
+    rf"(?:{_Q3}(?:\\[\s\S]|[^\\])*?(?:{_Q3}|\Z)|{_A3}(?:\\[\s\S]|[^\\])*?(?:{_A3}|\Z)"
+    r"|'(?:\\.|[^'\\\n])*'|\"(?:\\.|[^\"\\\n])*\"))"
+    r"|(?P<num>0[xX][0-9a-fA-F]+[uU]?|\d*\.\d+(?:[eE][+-]?\d+)?|\d+(?:[eE][+-]?\d+|[uU])?)"
+    r"|(?P<id>[A-Za-z_][A-Za-z0-9_]*)"
+    r"|(?P<op>&&|\|\||[=!<>]=|[-+*/%<>!?:.,()\[\]{}])"
+    r"|(?P<other>[\s\S])"
+)
+
+_Token = tuple[str, str, int]  # kind, text, offset
+
+
+def _tokens(source: str) -> list[_Token]:
+    """CEL tokens without blanks and comments; total on any text (strays become ``other``)."""
+    found = ((m.lastgroup or "", m.group(), m.start()) for m in _TOKEN.finditer(source))
+    return [token for token in found if token[0] != "skip"]
+
+
+def _unquote(literal: str) -> str | None:
+    """The value of a string literal, or None when escapes make it not worth decoding."""
+    body = literal.lstrip("rRbB")
+    quote = body[:3] if body[:3] in (_Q3, _A3) else body[:1]
+    raw = "r" in literal[: len(literal) - len(body)].lower()
+    return body[len(quote) : -len(quote)] if raw or "\\" not in body else None
+
+
+def _matching(toks: list[_Token], start: int) -> tuple[int | None, list[int]]:
+    """The index of the bracket closing ``toks[start]``, and of its top-level commas."""
+    depth, commas = 0, list[int]()
+    for j in range(start, len(toks)):
+        text = toks[j][1] if toks[j][0] == "op" else ""
+        depth += (text in ("(", "[", "{")) - (text in (")", "]", "}"))
+        if depth == 0:
+            return j, commas
+        if text == "," and depth == 1:
+            commas.append(j)
+    return None, commas
+
+
+def _state_key(toks: list[_Token], i: int) -> str | None:
+    """The key named right after the ``state`` token at ``i`` (``.k`` or ``["k"]``)."""
+    after = [*toks[i + 1 : i + 4], ("", "", 0), ("", "", 0), ("", "", 0)]
+    if after[0][1] == "." and after[1][0] == "id" and after[2][1] != "(":
+        return after[1][1]
+    if after[0][1] == "[" and after[1][0] == "str" and after[2][1] == "]":
+        return _unquote(after[1][1])
+    return None
+
+
+@dataclass(slots=True)
+class _Scan:
+    free: set[str] = field(default_factory=set)
+    bound: set[str] = field(default_factory=set)  # comprehension loop variables
+    state_keys: set[str] = field(default_factory=set)
+    whole_state: bool = False  # `state` is also read other than by a named key
+    depth: int = 0  # of nested comprehensions
+    accumulates: bool = False  # map/filter, quadratic in the binding
+    body_refs: list[tuple[str, str | None]] = field(default_factory=list)  # read in their bodies
+    concat: int = 0
+    refs: int = 0
+    problem: str | None = None
+
+
+def _scan(source: str) -> _Scan:  # noqa: C901 -- one pass, one branch per kind of token
+    toks, scan = _tokens(source), _Scan()
+    frames: list[list[Any]] = []  # per open bracket: [macro or "", loop variable, token index]
+    chains = [0]  # operators chained per nesting level; a comma starts a sibling
+
+    def problem(message: str) -> None:
+        scan.problem = scan.problem or message
+
+    for i, (kind, text, _) in enumerate(toks):
+        prev, nxt = toks[i - 1] if i else ("", "", 0), toks[i + 1][1] if i + 1 < len(toks) else ""
+        if kind == "id":
+            if text.startswith("__"):
+                problem(f"{text!r}: names starting with '__' are not allowed")
+            if text == "in":
+                chains[-1] += 1
+            elif prev[1] == ".":
+                if text == "default" and nxt == "(":
+                    problem("call default(x, fallback), not x.default(...)")
+            elif nxt == "(" or text in ("true", "false", "null"):
+                pass
+            elif frames and frames[-1][0] and frames[-1][2] == i - 1 and nxt == ",":
+                frames[-1][1] = text
+                scan.bound.add(text)
+            elif not any(frame[1] == text for frame in frames):
+                scan.free.add(text)
+                scan.refs += 1
+                key = _state_key(toks, i) if text == "state" else None
+                scan.whole_state |= text == "state" and key is None  # also `state[k]`
+                scan.state_keys.update([key] if key is not None else [])
+                if any(frame[0] in _ACCUMULATING for frame in frames):
+                    scan.body_refs.append((text, key))
+        elif kind == "op" and text in ("(", "[", "{"):
+            if text == "[" and (prev[0] in ("id", "str", "num") or prev[1] in (")", "]")):
+                chains[-1] += 1  # an index, not a list literal
+            if text == "{" and prev[0] == "id":  # the binding fails on these only at run time
+                problem("message construction (Type{...}) is not supported")
+            macro = prev[1] if text == "(" and prev[1] in _MACROS and toks[i - 2][1] == "." else ""
+            frames.append([macro, "", i])
+            chains.append(0)
+            scan.accumulates |= macro in _ACCUMULATING
+            scan.depth = max(scan.depth, sum(1 for frame in frames if frame[0]))
+            if len(frames) > MAX_NESTING:
+                problem(f"nested deeper than {MAX_NESTING} brackets")
+        elif kind == "op" and text in (")", "]", "}") and frames:
+            frames.pop()
+            chains.pop()
+        elif text == ",":
+            chains[-1] = 0
+        elif kind == "op" and text in _CHAIN_OPS:
+            chains[-1] += 1
+            scan.concat += text == "+"
+        if sum(chains) > MAX_OPERATOR_CHAIN:
+            problem(f"more than {MAX_OPERATOR_CHAIN} chained operators")
+    if scan.depth > MAX_COMPREHENSION_DEPTH:
+        problem(
+            f"comprehensions (map, filter, all, exists...) nested {scan.depth} deep; "
+            f"the limit is {MAX_COMPREHENSION_DEPTH}"
+        )
+    return scan
+
+
+def referenced_state_keys(source: str) -> frozenset[str]:
+    """The top-level state keys read by name: ``state.a.b`` and ``state["a"]`` give ``"a"``.
+
+    String literals and comments are skipped; a computed key (``state[k]``) cannot be named.
+    Any text is accepted, including a template hole.
+    """
+    return frozenset(_scan(source).state_keys)
+
+
+def _presence_guard(path: str) -> str | None:
+    """A CEL test that every step of a path rooted at a variable exists, or None."""
+    toks, clauses, j = _tokens(path), [], 1
+    if len(toks) < 3 or toks[0][0] != "id":
+        return None
+    while j < len(toks):
+        prefix = path[: toks[j][2]].strip()
+        if toks[j][1] == "." and toks[j + 1 : j + 2] and toks[j + 1][0] == "id":
+            if toks[j + 2 : j + 3] and toks[j + 2][1] == "(":
+                return None
+            clauses.append(f"type({prefix}) == map && '{toks[j + 1][1]}' in {prefix}")
+            j += 2
+        elif toks[j][1] == "[" and (close := _matching(toks, j))[0] is not None and not close[1]:
+            key = path[toks[j][2] + 1 : toks[close[0]][2]].strip()
+            clauses.append(
+                f"(type({prefix}) == map && ({key}) in {prefix} || type({prefix}) == list"
+                f" && type({key}) == int && ({key}) >= 0 && ({key}) < size({prefix}))"
+            )
+            j = close[0] + 1
+        else:
+            return None
+    return " && ".join(clauses)
+
+
+def _rewrite_defaults(source: str) -> str:
+    """``default(path, b)`` becomes ``(<path exists> && path != null ? path : (b))``.
+
+    Other first arguments keep the ``default`` function, which only replaces a null.
+    """
+    toks, out, pos, i = _tokens(source), list[str](), 0, 0
+    while i < len(toks):
+        kind, text, start = toks[i]
+        opens = toks[i + 1 : i + 2] and toks[i + 1][1] == "(" and (not i or toks[i - 1][1] != ".")
+        if kind != "id" or text != "default" or not opens:
+            i += 1
+            continue
+        close, commas = _matching(toks, i + 1)
+        if close is None or len(commas) != 1:
+            raise ValueError("default() takes two arguments: default(x, fallback)")
+        first = _rewrite_defaults(source[toks[i + 1][2] + 1 : toks[commas[0]][2]]).strip()
+        second = _rewrite_defaults(source[toks[commas[0]][2] + 1 : toks[close][2]]).strip()
+        guard = _presence_guard(first)
+        call = f"(({guard}) && ({first}) != null ? ({first}) : ({second}))" if guard else None
+        out += [source[pos:start], call or f"default({first}, {second})"]
+        pos, i = toks[close][2] + 1, close + 1
+    return "".join(out) + source[pos:]
+
+
+# -- functions registered with CEL ----------------------------------------------------------
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, dt.datetime | dt.timedelta):
+        return value.isoformat() if isinstance(value, dt.datetime) else value.total_seconds()
+    raise TypeError(f"{type(value).__name__} has no JSON form")
+
+
+def _compact_json(value: Any) -> str:
+    options: dict[str, Any] = {"ensure_ascii": False, "allow_nan": False, "sort_keys": True}
+    return json.dumps(value, separators=(",", ":"), default=_json_default, **options)
+
+
+def _stringify(value: Any) -> str:
+    """A hole or ``join`` element as text: JSON spellings, never Python reprs."""
+    if isinstance(value, str):
+        return value
+    if value is None or isinstance(value, bool):
+        return {None: "", True: "true", False: "false"}[value]
+    return _compact_json(value) if isinstance(value, dict | list) else str(value)
+
+
+def _checked(name: str, kind: type, function: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    def call(value: Any) -> Any:
+        if not isinstance(value, kind):
+            got = _CEL_TYPES.get(type(value), type(value).__name__)
+            raise TypeError(f"{name}() expects a {_CEL_TYPES.get(kind, kind.__name__)}, got {got}")
+        return function(value)
+
+    return call
+
+
+def _join(items: Any, separator: Any = "") -> str:
+    if not isinstance(items, list) or not isinstance(separator, str):
+        raise TypeError("join() expects a list and a string separator")
+    return separator.join(map(_stringify, items))
+
+
+def _has_tool_calls(messages: list[Any]) -> bool:
+    last = messages[-1] if messages else None
+    return (
+        isinstance(last, dict)
+        and last.get("type") in ("ai", "AIMessageChunk")
+        and bool(last.get("tool_calls"))
+    )
+
+
+_IMPLEMENTATIONS: dict[str, Callable[..., Any]] = {
+    "join": _join,
+    "has_tool_calls": _checked("has_tool_calls", list, _has_tool_calls),
+    "json": _compact_json,
+    "lower": _checked("lower", str, str.lower),
+    "upper": _checked("upper", str, str.upper),
+    "trim": _checked("trim", str, str.strip),
+    "default": lambda value, fallback: fallback if value is None else value,
+}
+
+
+# The binding logs a warning for every failing Python function; ours are raised as E007 anyway.
+_OWN_FAILURE = re.compile(rf"Python function '(?:{'|'.join(FUNCTIONS)})' failed")
+logging.getLogger("cel").addFilter(lambda record: not _OWN_FAILURE.match(record.getMessage()))
+
+
+# -- compiled expressions -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    program: cel.Program
+    names: tuple[str, ...]
+    functions: dict[str, Callable[..., Any]]
+    narrow_state: frozenset[str] | None  # the keys to pass, or None for the whole state
+    check_cost: bool
+    scan: _Scan
+
+
+def _measure(value: Any) -> tuple[int, int]:
+    """The longest list or map in ``value``, and its size (1 per value, +1 per 64 chars)."""
+    longest = units = 0
+    stack = [value]
+    while stack and units <= MAX_EVALUATION_WORK:  # also ends on cyclic data
+        item = stack.pop()
+        units += 1 + (len(item) >> 6 if isinstance(item, str) else 0)
+        if isinstance(item, dict | list | tuple):
+            longest = max(longest, len(item))
+            stack.extend(item.values() if isinstance(item, dict) else item)
+    return longest, units
+
+
+def _work(scan: _Scan, env: Mapping[str, Any]) -> tuple[int, int]:
+    """Estimated steps for the binding, calibrated on it, and the longest list read.
+
+    Comprehensions iterate ``L ** depth`` times; ``map``/``filter`` copy their accumulator each
+    step (``L * U``, plus ``L * L * U_body`` when a body returns outer data); each ``+`` in a
+    chain and each variable read may copy everything read (``U``).
+    """
+    sizes = [_measure(value) for value in env.values()]
+    longest, units = max((s[0] for s in sizes), default=0), sum(s[1] for s in sizes)
+    work = longest**scan.depth + (scan.concat**2 + scan.refs) * units
+    if scan.accumulates:
+        body = 0
+        for name, key in scan.body_refs:
+            value = env.get(name)
+            body += _measure(value.get(key) if key and isinstance(value, dict) else value)[1]
+        work += longest * units + longest * longest * body
+    return work, longest
+
+
+@dataclass(frozen=True, slots=True)
+class Expression:
+    """A compiled CEL expression; build it with :func:`compile_expression`."""
+
+    source: str
+    """The expression as written."""
+    variables: frozenset[str]
+    """Top-level variables it references (loop variables excluded)."""
+    state_keys: frozenset[str]
+    """Top-level state keys it reads by name (see :func:`referenced_state_keys`)."""
+    _plan: _Plan = field(repr=False, compare=False)
+
+    def evaluate(self, context: Mapping[str, Any]) -> Any:
+        """Evaluate against ``context``.
+
+        Args:
+            context: Variable name to value, built by :func:`to_view`: it caps nesting, and data
+                nested ~1,000 deep crashes the binding's converter.
+
+        Returns:
+            Plain JSON-like data (maps with string keys); timestamps become ISO strings and
+            durations seconds.
+
+        Raises:
+            ExpressionError: (E007) on any failure, with the expression and a hint.
+        """
+        plan = self._plan
+        env = {name: context[name] for name in plan.names if name in context}
+        state = env.get("state")
+        if plan.narrow_state is not None and isinstance(state, dict):
+            # Convert only what is read: the binding spends ~1-3 µs per value it converts.
+            env["state"] = {key: state[key] for key in plan.narrow_state if key in state}
+        if plan.check_cost and (priced := _work(plan.scan, env))[0] > MAX_EVALUATION_WORK:
+            raise ExpressionError(
+                f"too costly for this data (~{priced[0]:,} steps, limit {MAX_EVALUATION_WORK:,};"
+                f" longest list read: {priced[1]} items): filter or slice the data in a node, or"
+                " use exists()/all() rather than map()/filter()",
+                expression=self.source,
+            )
+        try:
+            result = plan.program.execute(env | plan.functions)
+        except Exception as exc:  # Key/Type/Index/Overflow/ZeroDivision/Runtime/ValueError
+            raise ExpressionError(
+                _runtime_message(exc, self.source), expression=self.source
+            ) from exc
+        return result if type(result) in _SCALARS else _plain(result, self.source)
+
+
+def _plain(value: Any, source: str) -> Any:
+    if type(value) in _SCALARS:
+        return value
+    if isinstance(value, list):
+        return [_plain(item, source) for item in value]
+    if isinstance(value, dict):  # sorted: the binding's maps come back in hash order
+        pairs = sorted(((_json_key(k), v) for k, v in value.items()), key=lambda kv: kv[0])
+        return {key: _plain(item, source) for key, item in pairs}
+    if isinstance(value, dt.datetime | dt.timedelta):
+        return _json_default(value)
+    raise ExpressionError(
+        f"the result is {type(value).__name__}, which has no JSON form; use string()",
+        expression=source,
+    )
+
+
+def _runtime_message(exc: Exception, source: str) -> str:
+    text = str(exc).split(". ")[0]
+    if isinstance(exc, KeyError):
+        key = str(exc.args[0]) if exc.args else "?"
+        found = re.search(
+            rf"[A-Za-z_]\w*(?:\s*\.\s*[A-Za-z_]\w*)*\s*\.\s*{re.escape(key)}\b", source
+        )
+        path = re.sub(r"\s+", "", found.group()) if found else f"state.{key}"
+        return f"no key {key!r}: use has({path}) or default({path}, fallback) if it is optional"
+    if isinstance(exc, TypeError) and (
+        re.search(r"\b(u?int|float|double)\b.*\b(u?int|float|double)\b", text) or "overload" in text
+    ):
+        return f"{text} (CEL never converts numbers: use double(x) to mix int and double)"
+    if isinstance(exc, IndexError):
+        return f"{text}: check size() first"
+    if undefined := re.match(r"Undefined variable or function: '([^']*)'", text):
+        return f"{undefined.group(1)!r} is not available here"
+    if failed := re.match(r"Function '[^']*' error: Python function call failed: \w+: ", str(exc)):
+        return str(exc)[failed.end() :].split(". Check function")[0]
+    return text
+
+
+def _text_problem(source: str) -> str | None:
+    if not source.strip():
+        return "the expression is empty"
+    try:
+        size = len(source.encode("utf-8"))
+    except UnicodeEncodeError:
+        return "the expression is not valid UTF-8 (it has a lone surrogate)"
+    if size > MAX_SOURCE_BYTES:
+        return f"the expression is over {MAX_SOURCE_BYTES} bytes; move the logic into a node"
+    if bad := _FORBIDDEN_CHARS.search(source):
+        return f"character U+{ord(bad.group()):04X} at offset {bad.start()} is not allowed"
+    return None
+
+
+def _cel_compile(source: str, shown: str) -> cel.Program:
+    try:
+        return cel.compile(source)
+    except Exception as exc:  # a ValueError carrying cel-rust's caret message
+        text = str(exc)
+        lines = text[text.find("ERROR:") :].split("\n") if "ERROR:" in text else [text]
+        if (column := re.match(r"ERROR: <input>:\d+:(\d+):", lines[0])) and len(text) > 600:
+            start = max(int(column.group(1)) - 70, 0)  # window a long source around the caret
+            lines = lines[:1] + [f"| {line[2 + start : 142 + start]}" for line in lines[1:]]
+        raise ExpressionCompileError("\n".join(lines), expression=shown) from None
+
+
+@lru_cache(maxsize=1024)
+def _compile(source: str, extra: frozenset[str]) -> Expression:
+    # The token scan runs before cel.compile: the Rust parser itself overflows on long chains.
+    if problem := _text_problem(source) or (scan := _scan(source)).problem:
+        raise ExpressionCompileError(problem, expression=source)
+    program = _cel_compile(source, source)
+    references, allowed = program.references(), ALLOWED_VARIABLES | extra
+    variables = frozenset(references["variables"]) - (scan.bound - scan.free) - _TYPE_NAMES
+    called = {name for name in references["functions"] if _IDENT.fullmatch(name)}
+    if unknown := sorted(variables - allowed):
+        raise ExpressionCompileError(
+            f"unknown variable {unknown[0]!r}; expressions can read {', '.join(sorted(allowed))}",
+            expression=source,
+        )
+    if unknown := sorted(called - _CEL_FUNCTIONS - FUNCTIONS):
+        raise ExpressionCompileError(f"unknown function {unknown[0]!r}", expression=source)
+    if "default" in called:
+        try:
+            # Comments go first: the rewrite puts arguments on one line, where `//` would eat it.
+            spaced = (" " if m.lastgroup == "skip" else m.group() for m in _TOKEN.finditer(source))
+            rewritten = _rewrite_defaults("".join(spaced))
+        except ValueError as exc:
+            raise ExpressionCompileError(str(exc), expression=source) from None
+        if len(rewritten) > 8 * MAX_SOURCE_BYTES:  # each rewrite repeats its path
+            raise ExpressionCompileError("default() is nested too deeply", expression=source)
+        program = _cel_compile(rewritten, source)
+        called = {name for name in program.functions() if _IDENT.fullmatch(name)}
+    plan = _Plan(
+        program=program,
+        names=tuple(sorted(variables)),
+        functions={name: _IMPLEMENTATIONS[name] for name in called & FUNCTIONS},
+        narrow_state=None if scan.whole_state else frozenset(scan.state_keys),
+        check_cost=scan.depth > 0 or scan.concat > 8 or scan.refs > 8,
+        scan=scan,
+    )
+    return Expression(source, variables, frozenset(scan.state_keys), plan)
+
+
+def _extra(names: Collection[str]) -> frozenset[str]:
+    for name in names:
+        if not isinstance(name, str) or not _IDENT.fullmatch(name) or name.startswith("__"):
+            raise ExpressionCompileError(f"{name!r} cannot be an expression variable")
+    return frozenset(names)
+
+
+def compile_expression(source: str, *, extra_variables: Collection[str] = ()) -> Expression:
+    """Parse and check a CEL expression once; results are cached.
+
+    Args:
+        source: CEL text of at most ``MAX_SOURCE_BYTES`` UTF-8 bytes.
+        extra_variables: Names allowed besides ``ALLOWED_VARIABLES`` (a map's ``as`` name).
+
+    Returns:
+        The compiled expression.
+
+    Raises:
+        ExpressionCompileError: (E001) for a parse error (with CEL's caret message), an unknown
+            variable or function, a ``__`` name, a control character, a broken ``default()``,
+            or a size, nesting, operator-chain or comprehension-depth limit.
+    """
+    if not isinstance(source, str):
+        raise ExpressionCompileError(f"an expression must be a string, not {type(source).__name__}")
+    return _compile(source, _extra(extra_variables))
+
+
+# -- the JSON view --------------------------------------------------------------------------
+
+
+class _ViewError(Exception):
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.path: list[str] = []
+
+
+def _json_key(key: Any) -> str:
+    return (
+        key if isinstance(key, str) else json.dumps(key) if key in (None, True, False) else str(key)
+    )
+
+
+def _view(value: Any, depth: int) -> Any:
+    kind = type(value)
+    if kind in _LEAVES:
+        return value
+    if kind is int:  # out of int64 the binding would pick uint or a lossy double by itself
+        return value if _I64[0] <= value <= _I64[1] else float(value)
+    if depth >= MAX_VIEW_DEPTH:
+        raise _ViewError(f"is nested deeper than {MAX_VIEW_DEPTH} levels")
+    if kind is dict or kind is list or kind is tuple:
+        if len(value) > MAX_LIST_ITEMS:
+            raise _ViewError(f"has {len(value)} items; the limit is {MAX_LIST_ITEMS}")
+        if kind is not dict:  # scalars inline below: a call per value doubles the cost
+            return [v if type(v) in _LEAVES else _child(v, depth, i) for i, v in enumerate(value)]
+        pairs = ((k if type(k) is str else _json_key(k), v) for k, v in value.items())
+        return {k: v if type(v) in _LEAVES else _child(v, depth, k) for k, v in pairs}
+    if isinstance(value, BaseMessage):
+        fields = vars(value)  # a missing attribute would go through pydantic's slow __getattr__
+        keys = ("type", "content", "tool_calls", "id", "name", "tool_call_id")
+        view = {key: fields.get(key) for key in keys} | {"type": value.type}
+        view["tool_calls"] = view["tool_calls"] or []
+        return _view({k: v for k, v in view.items() if k != "tool_call_id" or v}, depth)
+    if isinstance(value, BaseModel | Mapping | set | frozenset | list | tuple):
+        plain = value.model_dump(mode="json") if isinstance(value, BaseModel) else value
+        return _view(dict(plain) if isinstance(plain, Mapping) else list(plain), depth)
+    if isinstance(value, dt.datetime | dt.date | dt.time | dt.timedelta):
+        return value.total_seconds() if isinstance(value, dt.timedelta) else value.isoformat()
+    if isinstance(value, bytes | bytearray | memoryview):
+        raise _ViewError("is bytes; decode it before it reaches an expression")
+    for base in (bool, int, float, str):  # enums and other subclasses of JSON scalars
+        if isinstance(value, base):
+            return _view(str.__str__(value) if base is str else base(value), depth)
+    return str(value)
+
+
+def _child(value: Any, depth: int, step: int | str) -> Any:
+    try:
+        return _view(value, depth + 1)
+    except _ViewError as exc:
+        exc.path.append(f"[{step}]" if isinstance(step, int) else f".{step}")
+        raise
+
+
+def to_view(value: Any) -> Any:
+    """The JSON view of a Python value: the only data expressions ever see.
+
+    Dicts, lists, tuples and sets are copied (keys become strings, as in JSON); LangChain messages
+    become ``{type, content, tool_calls, id, name}`` (plus ``tool_call_id`` on tool messages);
+    pydantic models their ``model_dump(mode="json")``; dates ISO strings; timedeltas seconds;
+    ints beyond int64 floats; enums their value; other objects ``str(obj)``.
+
+    Raises:
+        ExpressionError: (E007) for bytes, a list or map over ``MAX_LIST_ITEMS`` or data nested
+            deeper than ``MAX_VIEW_DEPTH``, naming where.
+    """
+    try:
+        return _view(value, 0)
+    except _ViewError as exc:
+        where = "".join(reversed(exc.path)).lstrip(".") or "the value"
+        raise ExpressionError(f"cannot show {where} to expressions: it {exc}") from None
+
+
+# -- templates ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Template:
+    """Text with ``{{ CEL }}`` holes; build it with :func:`compile_template`."""
+
+    source: str
+    """The template as written."""
+    parts: tuple[str | Expression, ...]
+    """Literal text and compiled holes, in order."""
+    state_keys: frozenset[str]
+    """State keys read by any hole."""
+    variables: frozenset[str]
+    """Variables referenced by any hole."""
+
+    def render(self, context: Mapping[str, Any]) -> str:
+        """Render: strings as-is, null as "", ``true``/``false``, compact JSON, ``str(number)``.
+
+        Raises:
+            ExpressionError: (E007) naming the failing hole.
+        """
+        out = []
+        for part in self.parts:
+            if isinstance(part, str):
+                out.append(part)
+                continue
+            try:
+                out.append(_stringify(part.evaluate(context)))
+            except (ExpressionError, ValueError) as exc:  # ValueError: NaN has no JSON form
+                detail = exc.detail if isinstance(exc, ExpressionError) else str(exc)
+                message = f"template hole {{{{ {part.source} }}}}: {detail}"
+                raise ExpressionError(message, expression=part.source) from exc
+        return "".join(out)
+
+
+def _hole_end(text: str, start: int) -> int:
+    """The offset of the ``}}`` closing the hole that starts at ``start``, or -1."""
+    depth = 0
+    for match in _TOKEN.finditer(text, start):
+        if match.group() == "}" and not depth:
+            return match.start() if text.startswith("}}", match.start()) else -1
+        depth += (match.group() == "{") - (match.group() == "}")
+    return -1
+
+
+@lru_cache(maxsize=256)
+def _compile_template(text: str, extra: frozenset[str]) -> Template:
+    parts: list[str | Expression] = []
+    pos = 0
+    while True:
+        opening = text.find("{{", pos)
+        literal = text[pos:] if opening < 0 else text[pos:opening]
+        if "}}" in literal:
+            at = pos + literal.index("}}")
+            message = f"unbalanced '}}}}' at offset {at}; write {{{{ '}}}}' }}}} for literal braces"
+            raise ExpressionCompileError(message, expression=text)
+        parts += [literal] if literal else []
+        if opening < 0:
+            break
+        if (end := _hole_end(text, opening + 2)) < 0:
+            raise ExpressionCompileError(f"unclosed '{{{{' at offset {opening}", expression=text)
+        hole = text[opening + 2 : end].strip()
+        try:
+            parts.append(_compile(hole, extra))
+        except ExpressionCompileError as exc:
+            message = f"template hole {{{{ {hole} }}}}: {exc.message}"
+            raise ExpressionCompileError(message, expression=hole) from exc
+        pos = end + 2
+    holes = [part for part in parts if isinstance(part, Expression)]
+    return Template(
+        source=text,
+        parts=tuple(parts),
+        state_keys=frozenset().union(*(hole.state_keys for hole in holes)),
+        variables=frozenset().union(*(hole.variables for hole in holes)),
+    )
+
+
+def compile_template(text: str, *, extra_variables: Collection[str] = ()) -> Template:
+    """Compile text with ``{{ CEL }}`` holes; results are cached.
+
+    A literal ``{{`` or ``}}`` is written as a hole holding a string: ``{{ "{{" }}``.
+
+    Args:
+        text: The template, at most ``MAX_TEMPLATE_CHARS`` characters.
+        extra_variables: As for :func:`compile_expression`.
+
+    Returns:
+        The compiled template.
+
+    Raises:
+        ExpressionCompileError: (E001) for unbalanced braces, a bad hole, or a text too long.
+    """
+    if not isinstance(text, str) or len(text) > MAX_TEMPLATE_CHARS:
+        problem = "is over" if isinstance(text, str) else "must be a string of at most"
+        message = f"a template {problem} {MAX_TEMPLATE_CHARS} characters"
+        raise ExpressionCompileError(message, expression=str(text)[:200])
+    return _compile_template(text, _extra(extra_variables))
