@@ -1,0 +1,154 @@
+"""Row mapping shared by the run store backends.
+
+JSON and timestamp columns, log levels, and the ``events`` and ``steps`` rows. The public
+names are re-exported by :mod:`checkpoints.store`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from graph_runtime.models import ErrorCode, Event, EventType, TaskStatus, TaskStepResult
+
+__all__ = [
+    "LOG_LEVELS",
+    "canonical_level",
+    "dt_from_db",
+    "dt_required",
+    "dt_to_db",
+    "event_from_row",
+    "event_to_row",
+    "json_dumps",
+    "json_loads",
+    "log_level_no",
+    "step_from_row",
+    "step_to_row",
+]
+
+#: Log level name → number (the ``logging`` numbers); ``logs(level=...)`` is a minimum.
+# Canonical names come first: canonical_level() picks the first name of a number.
+LOG_LEVELS: dict[str, int] = {
+    "debug": 10,
+    "info": 20,
+    "warning": 30,
+    "warn": 30,
+    "error": 40,
+    "critical": 50,
+    "fatal": 50,
+}
+
+
+def canonical_level(level: str) -> str:
+    """The canonical lowercase name of a level (``WARN`` → ``warning``); ``ValueError``."""
+    number = log_level_no(level)
+    return next(name for name, no in LOG_LEVELS.items() if no == number)
+
+
+def log_level_no(level: str) -> int:
+    """The number of a level name (case-insensitive); ``ValueError`` for unknown names."""
+    try:
+        return LOG_LEVELS[level.lower()]
+    except KeyError:
+        known = ", ".join(sorted(LOG_LEVELS))
+        raise ValueError(f"unknown log level {level!r}; use one of {known}") from None
+
+
+def json_dumps(value: Any) -> str:
+    """JSON text for a column; objects JSON cannot encode are stored as ``str(obj)``."""
+    return json.dumps(value, default=str, ensure_ascii=False, separators=(",", ":"))
+
+
+def json_loads(value: Any) -> Any:
+    """Decode a JSON column (text from SQLite; Postgres ``jsonb`` arrives decoded)."""
+    return json.loads(value) if isinstance(value, str | bytes) else value
+
+
+def dt_to_db(value: dt.datetime | None) -> str | None:
+    """Fixed-width ISO-8601 UTC text, so text order is time order (naive means UTC)."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.UTC)
+    return value.astimezone(dt.UTC).isoformat(timespec="microseconds")
+
+
+def dt_from_db(value: Any) -> dt.datetime | None:
+    """Parse a timestamp column (text from SQLite, ``datetime`` from Postgres)."""
+    if value is None or isinstance(value, dt.datetime):
+        return value
+    return dt.datetime.fromisoformat(str(value))
+
+
+def dt_required(value: Any) -> dt.datetime:
+    """Parse a NOT NULL timestamp column."""
+    parsed = dt_from_db(value)
+    if parsed is None:
+        raise ValueError("a required timestamp column is NULL")
+    return parsed
+
+
+def event_to_row(event: Event) -> dict[str, Any]:
+    """The ``events`` row of an event."""
+    return {
+        "run_id": event.run_id,
+        "id": event.id,
+        "type": event.type.value,
+        "data": json_dumps(event.data),
+        "created_at": dt_to_db(event.created_at),
+    }
+
+
+def event_from_row(row: Mapping[str, Any]) -> Event:
+    """The event stored in an ``events`` row."""
+    return Event(
+        run_id=row["run_id"],
+        id=int(row["id"]),
+        type=EventType(row["type"]),
+        data=json_loads(row["data"]),
+        created_at=dt_required(row["created_at"]),
+    )
+
+
+def step_to_row(run_id: str, step: TaskStepResult) -> dict[str, Any]:
+    """The ``steps`` row of a step record (``seq`` None lets the store number it)."""
+    return {
+        "run_id": run_id,
+        "seq": step.seq,
+        "task_id": step.task_id,
+        "attempt": step.attempt,
+        "step": step.step,
+        "node_type": step.node_type,
+        "status": step.status.value,
+        "completed": step.completed,
+        "result": json_dumps(step.result),
+        "message": step.message,
+        "error_code": None if step.error_code is None else step.error_code.value,
+        "error_message": step.error_message,
+        "started_at": dt_to_db(step.started_at),
+        "finished_at": dt_to_db(step.finished_at),
+        "duration_ms": step.duration_ms,
+    }
+
+
+def step_from_row(row: Mapping[str, Any]) -> TaskStepResult:
+    """The step record stored in a ``steps`` row."""
+    return TaskStepResult(
+        step=row["step"],
+        result=json_loads(row["result"]),
+        completed=bool(row["completed"]),
+        message=row["message"],
+        status=TaskStatus(row["status"]),
+        error_code=None if row["error_code"] is None else ErrorCode(row["error_code"]),
+        error_message=row["error_message"],
+        run_id=row["run_id"],
+        seq=int(row["seq"]),
+        task_id=row["task_id"],
+        node_type=row["node_type"],
+        attempt=int(row["attempt"]),
+        started_at=dt_from_db(row["started_at"]),
+        finished_at=dt_from_db(row["finished_at"]),
+        duration_ms=row["duration_ms"],
+    )

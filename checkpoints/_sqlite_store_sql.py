@@ -1,0 +1,133 @@
+"""SQL for :mod:`checkpoints.sqlite` (the run store): every statement is a constant.
+
+Parameters are always bound; variable-length filters are one JSON parameter unpacked with
+``json_each``, so no SQL text is built at run time and every statement stays in the
+connection's statement cache. The tables are made by ``migrations/sqlite/NNNN_*.sql``.
+"""
+
+from __future__ import annotations
+
+from typing import LiteralString
+
+__all__ = [
+    "DELETE_RUN",
+    "INSERT_EVENT",
+    "INSERT_EVENT_IDEMPOTENT",
+    "INSERT_LOG",
+    "INSERT_RUN",
+    "INSERT_STEP",
+    "INSERT_WORKFLOW",
+    "LIST_RUNS",
+    "LIST_WORKFLOWS",
+    "PRAGMA_FOREIGN_KEYS",
+    "PRAGMA_QUERY_ONLY",
+    "PRAGMA_SYNC_FULL",
+    "PRAGMA_SYNC_NORMAL",
+    "PRAGMA_WAL",
+    "SELECT_EVENTS_AFTER",
+    "SELECT_LAST_EVENT_ID",
+    "SELECT_LOGS",
+    "SELECT_RUN",
+    "SELECT_STEPS",
+    "SELECT_STEP_KEYS",
+    "SELECT_WORKFLOW_LATEST",
+    "SELECT_WORKFLOW_VERSION",
+    "SELECT_WORKFLOW_VERSIONS",
+    "UPDATE_RUN",
+]
+
+PRAGMA_WAL: LiteralString = "PRAGMA journal_mode = WAL"
+PRAGMA_SYNC_NORMAL: LiteralString = "PRAGMA synchronous = NORMAL"
+PRAGMA_SYNC_FULL: LiteralString = "PRAGMA synchronous = FULL"
+PRAGMA_FOREIGN_KEYS: LiteralString = "PRAGMA foreign_keys = ON"
+PRAGMA_QUERY_ONLY: LiteralString = "PRAGMA query_only = ON"
+
+INSERT_WORKFLOW: LiteralString = (
+    "INSERT INTO workflows (workflow_id, version, definition, content_hash, created_at)"
+    " VALUES (:workflow_id, :version, :definition, :content_hash, :created_at)"
+)
+SELECT_WORKFLOW_LATEST: LiteralString = (
+    "SELECT * FROM workflows WHERE workflow_id = ? ORDER BY version DESC LIMIT 1"
+)
+SELECT_WORKFLOW_VERSION: LiteralString = (
+    "SELECT * FROM workflows WHERE workflow_id = ? AND version = ?"
+)
+SELECT_WORKFLOW_VERSIONS: LiteralString = (
+    "SELECT version FROM workflows WHERE workflow_id = ? ORDER BY version"
+)
+LIST_WORKFLOWS: LiteralString = """
+SELECT w.* FROM workflows AS w
+JOIN (SELECT workflow_id, MAX(version) AS version FROM workflows GROUP BY workflow_id) AS latest
+  USING (workflow_id, version)
+ORDER BY w.workflow_id
+"""
+
+INSERT_RUN: LiteralString = """
+INSERT INTO runs (run_id, workflow_id, workflow_version, thread_id, status, priority, input,
+  result, error, error_code, current_node, progress, timeout_seconds, attempts, owner, metadata,
+  created_at, updated_at, started_at, finished_at)
+VALUES (:run_id, :workflow_id, :workflow_version, :thread_id, :status, :priority, :input,
+  :result, :error, :error_code, :current_node, :progress, :timeout_seconds, :attempts, :owner,
+  :metadata, :created_at, :updated_at, :started_at, :finished_at)
+ON CONFLICT (run_id) DO NOTHING
+"""
+UPDATE_RUN: LiteralString = """
+UPDATE runs SET workflow_id = :workflow_id, workflow_version = :workflow_version,
+  thread_id = :thread_id, status = :status, priority = :priority, input = :input,
+  result = :result, error = :error, error_code = :error_code, current_node = :current_node,
+  progress = :progress, timeout_seconds = :timeout_seconds, attempts = :attempts,
+  owner = :owner, metadata = :metadata, updated_at = :updated_at, started_at = :started_at,
+  finished_at = :finished_at
+WHERE run_id = :run_id
+"""
+SELECT_RUN: LiteralString = "SELECT * FROM runs WHERE run_id = ?"
+# Variable-length status filters are bound as one JSON array and unpacked by json_each,
+# so the SQL text never changes with the arguments.
+LIST_RUNS: LiteralString = """
+SELECT * FROM runs
+WHERE (:statuses IS NULL OR status IN (SELECT value FROM json_each(:statuses)))
+  AND (:workflow_id IS NULL OR workflow_id = :workflow_id)
+ORDER BY created_at, rowid
+LIMIT :limit OFFSET :offset
+"""
+DELETE_RUN: LiteralString = "DELETE FROM runs WHERE run_id = ?"
+
+# A status event must not vanish, so transition/create_run use a plain INSERT (a taken id
+# is a ConflictError); record() uses DO NOTHING so a replayed event is a no-op.
+INSERT_EVENT: LiteralString = (
+    "INSERT INTO events (run_id, id, type, data, created_at)"
+    " VALUES (:run_id, :id, :type, :data, :created_at)"
+)
+INSERT_EVENT_IDEMPOTENT: LiteralString = INSERT_EVENT + " ON CONFLICT DO NOTHING"
+SELECT_EVENTS_AFTER: LiteralString = (
+    "SELECT * FROM events WHERE run_id = ? AND id > ? ORDER BY id LIMIT ?"
+)
+SELECT_LAST_EVENT_ID: LiteralString = (
+    "SELECT COALESCE(MAX(id), 0) AS id FROM events WHERE run_id = ?"
+)
+
+# ON CONFLICT DO NOTHING (not INSERT OR IGNORE, which would also swallow CHECK and NOT NULL
+# failures) skips only a row whose idempotency key is taken. A NULL seq takes the next number;
+# executemany runs row by row, so each row sees the ones before it.
+INSERT_STEP: LiteralString = """
+INSERT INTO steps (run_id, seq, task_id, attempt, step, node_type, status, completed, result,
+  message, error_code, error_message, started_at, finished_at, duration_ms)
+VALUES (:run_id,
+  COALESCE(:seq, (SELECT COALESCE(MAX(seq), 0) + 1 FROM steps WHERE run_id = :run_id)),
+  :task_id, :attempt, :step, :node_type, :status, :completed, :result, :message, :error_code,
+  :error_message, :started_at, :finished_at, :duration_ms)
+ON CONFLICT DO NOTHING
+"""
+SELECT_STEPS: LiteralString = "SELECT * FROM steps WHERE run_id = ? ORDER BY seq, pk"
+SELECT_STEP_KEYS: LiteralString = (
+    "SELECT task_id, attempt FROM steps WHERE run_id = ? AND task_id IS NOT NULL"
+)
+
+INSERT_LOG: LiteralString = """
+INSERT INTO logs (id, run_id, level, level_no, message, node_id, created_at)
+VALUES (:id, :run_id, :level, :level_no, :message, :node_id, :created_at)
+ON CONFLICT DO NOTHING
+"""
+SELECT_LOGS: LiteralString = (
+    "SELECT * FROM logs WHERE run_id = ? AND id > ? AND level_no >= ? ORDER BY id LIMIT ?"
+)
