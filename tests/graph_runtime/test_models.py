@@ -132,8 +132,12 @@ def test_step_result_consistency_rules(fields: dict[str, object]) -> None:
 
 def test_task_request_bounds() -> None:
     assert TaskRequest(task_type="wf").priority == 5
-    for bad in ({"task_type": "wf", "priority": 0}, {"task_type": "wf", "priority": 11},
-                {"task_type": ""}, {"task_type": "wf", "timeout_seconds": -1}):
+    for bad in (
+        {"task_type": "wf", "priority": 0},
+        {"task_type": "wf", "priority": 11},
+        {"task_type": ""},
+        {"task_type": "wf", "timeout_seconds": -1},
+    ):
         with pytest.raises(pydantic.ValidationError):
             TaskRequest.model_validate(bad)
 

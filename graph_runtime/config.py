@@ -1,0 +1,36 @@
+"""``RuntimeConfig``: every setting, each mirrored by a ``GRAPH_RUNTIME_*`` environment variable."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["RuntimeConfig"]
+
+
+class RuntimeConfig(BaseSettings):
+    """Settings of a runtime (and of the server around it).
+
+    Every field reads ``GRAPH_RUNTIME_<NAME>`` from the environment; CLI flags override both.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="GRAPH_RUNTIME_", extra="ignore")
+
+    db: Path = Field(default=Path("graph_runtime.db"), description="SQLite database file.")
+    host: str = Field(default="127.0.0.1", description="Address the server listens on.")
+    port: int = Field(default=8000, ge=0, le=65535, description="Port the server listens on.")
+    workflows: Path | None = Field(default=None, description="Folder of *.json workflows to load.")
+    max_concurrent_runs: int = Field(default=16, ge=1, le=10_000, description="Runs at once.")
+    recovery: Literal["resume", "mark"] = Field(
+        default="resume", description="What start-up does with runs a dead process left running."
+    )
+    heartbeat_seconds: float = Field(default=5.0, gt=0, description="SSE keep-alive period.")
+    sse_queue_size: int = Field(default=1000, ge=10, description="Events a slow client may lag.")
+    max_body_bytes: int = Field(default=2_000_000, ge=1024, description="Request body cap.")
+    shutdown_grace_seconds: float = Field(default=10.0, ge=0, description="Drain time on stop.")
+    checkpointer: Literal["sqlite", "langgraph-sqlite"] = Field(
+        default="sqlite", description="Checkpointer implementation."
+    )

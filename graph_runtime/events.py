@@ -1,0 +1,136 @@
+"""EventBus: per-run fan-out of live events to subscribers with bounded queues.
+
+Events are persisted before they are published, so a subscriber can always fill a gap from
+the store. ``subscribe()`` returns a queue that receives every event published after the call;
+a subscriber that falls ``max_queue`` events behind is dropped (its queue receives ``None``)
+instead of slowing the run or growing memory, and reconnects with ``Last-Event-ID``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+from graph_runtime.models import Event, EventType
+
+__all__ = ["EventBus", "Subscription"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(eq=False, slots=True)
+class Subscription:
+    """One subscriber's queue; ``None`` in the queue means "dropped: reconnect"."""
+
+    run_id: str
+    queue: asyncio.Queue[Event | None] = field(default_factory=lambda: asyncio.Queue())
+    dropped: bool = False
+
+
+class EventBus:
+    """In-process publish/subscribe of run events."""
+
+    def __init__(self, *, max_queue: int = 1000) -> None:
+        self.max_queue = max_queue
+        self._subs: dict[str, set[Subscription]] = {}
+
+    def publish(self, event: Event) -> None:
+        """Hand an (already persisted) event to every subscriber of its run. Never blocks."""
+        subs = self._subs.get(event.run_id)
+        if not subs:
+            return
+        for sub in list(subs):
+            if sub.dropped:
+                continue
+            if sub.queue.qsize() >= self.max_queue:
+                # A frozen client must not hold the run back or grow memory: drop it; it
+                # will reconnect with Last-Event-ID and replay from the store.
+                sub.dropped = True
+                sub.queue.put_nowait(None)
+                logger.info(
+                    "dropped a slow subscriber",
+                    extra={"action": "sse_drop", "run_id": event.run_id},
+                )
+                continue
+            sub.queue.put_nowait(event)
+
+    def subscriber_count(self, run_id: str) -> int:
+        """How many subscribers a run has."""
+        return len(self._subs.get(run_id, ()))
+
+    @asynccontextmanager
+    async def subscribe(self, run_id: str) -> AsyncIterator[Subscription]:
+        """Receive the run's events published while the context is open."""
+        sub = Subscription(run_id)
+        self._subs.setdefault(run_id, set()).add(sub)
+        try:
+            yield sub
+        finally:
+            subs = self._subs.get(run_id)
+            if subs is not None:
+                subs.discard(sub)
+                if not subs:
+                    del self._subs[run_id]
+
+    def close_all(self) -> None:
+        """Tell every subscriber to go away (shutdown): they reconnect to the next process."""
+        for subs in self._subs.values():
+            for sub in subs:
+                if not sub.dropped:
+                    sub.dropped = True
+                    sub.queue.put_nowait(None)
+
+
+async def replay_then_live(
+    bus: EventBus,
+    run_id: str,
+    after: int,
+    load: Callable[[str, int], Awaitable[list[Event]]],
+    *,
+    is_finished: Callable[[], Awaitable[bool]],
+    heartbeat: float = 15.0,
+) -> AsyncIterator[Event | None]:
+    """Every event after ``after``: stored ones first, then live ones, no gap, no duplicate.
+
+    Yields ``None`` as a heartbeat tick when nothing happened for ``heartbeat`` seconds.
+    Ends after an ``end`` event, or when the subscriber is dropped.
+    """
+    # Subscribe before reading the store: an event published between the read and the
+    # subscription would otherwise be lost. Duplicates are filtered by id instead.
+    async with bus.subscribe(run_id) as sub:
+        last = after
+        while True:
+            batch = await load(run_id, last)
+            if not batch:
+                break
+            for ev in batch:
+                last = ev.id
+                yield ev
+                if ev.type is EventType.END and await is_finished():
+                    return
+        if await is_finished():
+            return
+        while True:
+            try:
+                item = await asyncio.wait_for(sub.queue.get(), timeout=heartbeat)
+            except TimeoutError:
+                yield None
+                continue
+            if item is None:
+                return
+            if item.id <= last:
+                continue
+            if item.id > last + 1:
+                # Missed some (published before we subscribed but after the read): fetch them.
+                for ev in await load(run_id, last):
+                    if ev.id >= item.id:
+                        break
+                    last = ev.id
+                    yield ev
+            last = item.id
+            yield item
+            if item.type is EventType.END and await is_finished():
+                return

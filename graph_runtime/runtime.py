@@ -1,0 +1,356 @@
+"""The ``Runtime`` facade: storage + compiler + run manager, in one async context manager.
+
+::
+
+    async with Runtime("runs.db") as rt:
+        response = await rt.run("examples/routing.json", {"ticket": "refund please"})
+        async for event in rt.stream(workflow, {"ticket": "..."}):
+            print(event.type, event.data)
+
+The HTTP server wraps one ``Runtime``; notebooks and scripts use it directly (or its blocking
+twin ``SyncRuntime``). Every run is stored: its workflow version, status, steps, logs and events
+live in the same SQLite file as the LangGraph checkpoints.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Mapping
+from contextlib import AsyncExitStack
+from pathlib import Path
+from typing import Any
+
+from checkpoints.factory import CheckpointerKind, open_checkpointer
+from checkpoints.sqlite import SqliteRunStore
+from checkpoints.store import LogRecord, RunRecord, RunStore, StoredWorkflow
+from graph_runtime.compiler import CompiledWorkflow, Compiler
+from graph_runtime.config import RuntimeConfig
+from graph_runtime.errors import InputValidationError, WorkflowNotFound
+from graph_runtime.events import EventBus, replay_then_live
+from graph_runtime.models import Event, EventType, TaskResponse, TaskStatus, TaskStepResult
+from graph_runtime.run_manager import RunManager
+from graph_runtime.schema import WorkflowDefinition
+from graph_runtime.validation import load_workflow
+from nodes.registry import NodeRegistry, default_registry
+
+__all__ = ["Runtime", "WorkflowSource"]
+
+logger = logging.getLogger(__name__)
+
+#: A workflow given as a definition, a document, JSON text, a file path, or a stored id.
+WorkflowSource = WorkflowDefinition | Mapping[str, Any] | str | Path
+_SETTLED = frozenset({TaskStatus.PAUSED, TaskStatus.CRASHED})
+
+
+class Runtime:
+    """Runs workflows in this process, durably, on an embedded SQLite database."""
+
+    def __init__(
+        self,
+        db_path: str | Path | None = None,
+        *,
+        config: RuntimeConfig | None = None,
+        registry: NodeRegistry | None = None,
+        services: Mapping[str, Any] | None = None,
+        checkpointer: CheckpointerKind | None = None,
+        max_concurrent_runs: int | None = None,
+    ) -> None:
+        config = config or RuntimeConfig()
+        updates: dict[str, Any] = {}
+        if db_path is not None:
+            updates["db"] = Path(db_path)
+        if checkpointer is not None:
+            updates["checkpointer"] = checkpointer
+        if max_concurrent_runs is not None:
+            updates["max_concurrent_runs"] = max_concurrent_runs
+        self.config = config.model_copy(update=updates)
+        self.registry = registry or default_registry
+        self.services = dict(services or {})
+        self._stack: AsyncExitStack | None = None
+        self._store: RunStore | None = None
+        self._manager: RunManager | None = None
+        self.bus = EventBus(max_queue=self.config.sse_queue_size)
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Runtime:
+        stack = AsyncExitStack()
+        try:
+            db = self.config.db
+            store = await stack.enter_async_context(SqliteRunStore.open(db))
+            saver = await stack.enter_async_context(
+                open_checkpointer(db, kind=self.config.checkpointer)
+            )
+            compiler = Compiler(saver, registry=self.registry)
+            manager = RunManager(
+                store,
+                compiler,
+                self.bus,
+                max_concurrent_runs=self.config.max_concurrent_runs,
+                services=self.services,
+            )
+            self._store, self._manager = store, manager
+            await self._recover()
+            await manager.start()
+            stack.push_async_callback(manager.close, self.config.shutdown_grace_seconds)
+        except BaseException:
+            await stack.aclose()
+            raise
+        self._stack = stack
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        stack, self._stack = self._stack, None
+        if stack is not None:
+            await stack.aclose()
+        self._store = self._manager = None
+
+    async def _recover(self) -> None:
+        # The store's process lock guarantees no other process owns these runs: whoever left
+        # them running is dead. Stops in flight are finished; the rest resume (or are marked).
+        manager = self.manager
+        orphans = await self.store.list_runs(
+            status=[TaskStatus.RUNNING, TaskStatus.STOPPING], limit=1_000_000
+        )
+        for record in orphans:
+            recorder, _ = await manager._recorder_for(record.run_id)
+            if record.status is TaskStatus.STOPPING:
+                await manager._end(
+                    recorder, TaskStatus.STOPPING, TaskStatus.STOPPED, "stopped (process exited)"
+                )
+                continue
+            await recorder.transition(
+                TaskStatus.CRASHED,
+                "the process running it exited",
+                apply=manager._apply(record.run_id, (TaskStatus.RUNNING,), owner=None),
+            )
+            if self.config.recovery == "resume":
+                await manager.resume(record.run_id)
+            logger.info("recovered run", extra={"action": "recover", "run_id": record.run_id})
+
+    @property
+    def store(self) -> RunStore:
+        """The run store (inside ``async with`` only)."""
+        if self._store is None:
+            raise RuntimeError("use the Runtime inside `async with Runtime(...) as rt:`")
+        return self._store
+
+    @property
+    def manager(self) -> RunManager:
+        """The run manager (inside ``async with`` only)."""
+        if self._manager is None:
+            raise RuntimeError("use the Runtime inside `async with Runtime(...) as rt:`")
+        return self._manager
+
+    @property
+    def compiler(self) -> Compiler:
+        """The compiler bound to this runtime's checkpointer."""
+        return self.manager.compiler
+
+    # -- workflows ------------------------------------------------------------------------------
+
+    def load(
+        self, workflow: WorkflowSource, *, workflow_id: str | None = None
+    ) -> WorkflowDefinition:
+        """Parse and check a workflow given as a definition, a document, JSON text or a file.
+
+        Raises:
+            WorkflowValidationError: with every problem and its JSON pointer.
+        """
+        if isinstance(workflow, WorkflowDefinition):
+            return workflow
+        if isinstance(workflow, Path) or (
+            isinstance(workflow, str) and not workflow.lstrip().startswith("{")
+        ):
+            path = Path(workflow)
+            return load_workflow(
+                path.read_text(), workflow_id=workflow_id or path.stem, registry=self.registry
+            )
+        return load_workflow(workflow, workflow_id=workflow_id, registry=self.registry)
+
+    def compile(
+        self, workflow: WorkflowSource, input_keys: frozenset[str] = frozenset()
+    ) -> CompiledWorkflow:
+        """Compile (or fetch from the cache) a workflow."""
+        return self.compiler.compile(self.load(workflow), input_keys=input_keys)
+
+    async def save_workflow(
+        self, workflow: WorkflowSource, *, workflow_id: str | None = None
+    ) -> StoredWorkflow:
+        """Validate and store a workflow; an unchanged document keeps its version."""
+        definition = self.load(workflow, workflow_id=workflow_id)
+        document = definition.to_document()
+        document.pop("version", None)
+        return await self.store.put_workflow(definition.id, document, definition.content_hash)
+
+    async def get_workflow(self, workflow_id: str, version: int | None = None) -> StoredWorkflow:
+        """A stored workflow version (the latest when ``version`` is None)."""
+        return await self.store.get_workflow(workflow_id, version)
+
+    async def list_workflows(self) -> list[StoredWorkflow]:
+        """The latest version of every stored workflow."""
+        return await self.store.list_workflows()
+
+    async def _resolve(self, workflow: WorkflowSource, version: int | None) -> StoredWorkflow:
+        if isinstance(workflow, str) and _looks_like_id(workflow):
+            try:
+                return await self.store.get_workflow(workflow, version)
+            except WorkflowNotFound:
+                if not Path(workflow).exists():
+                    raise
+        return await self.save_workflow(workflow)
+
+    # -- runs -----------------------------------------------------------------------------------
+
+    async def submit(
+        self,
+        workflow: WorkflowSource,
+        input: Mapping[str, Any] | None = None,
+        *,
+        run_id: str | None = None,
+        priority: int = 5,
+        timeout_seconds: float | None = None,
+        version: int | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> RunRecord:
+        """Queue a run in the background; returns it pending. Idempotent on ``run_id``."""
+        input = dict(input or {})
+        if not all(isinstance(k, str) for k in input):
+            raise InputValidationError("input keys must be strings")
+        if not 1 <= priority <= 10:
+            raise InputValidationError("priority must be between 1 and 10")
+        stored = await self._resolve(workflow, version)
+        record, _ = await self.manager.submit(
+            workflow_id=stored.workflow_id,
+            version=stored.version,
+            input=input,
+            run_id=run_id,
+            priority=priority,
+            timeout_seconds=timeout_seconds,
+            metadata=metadata,
+        )
+        return record
+
+    async def run(
+        self, workflow: WorkflowSource, input: Mapping[str, Any] | None = None, **kwargs: Any
+    ) -> TaskResponse:
+        """Run a workflow until it finishes or waits; return its ``TaskResponse``."""
+        record = await self.submit(workflow, input, **kwargs)
+        return await self.wait(record.run_id)
+
+    async def stream(
+        self, workflow: WorkflowSource, input: Mapping[str, Any] | None = None, **kwargs: Any
+    ) -> AsyncIterator[Event]:
+        """Run a workflow and yield its events until it finishes or waits."""
+        record = await self.submit(workflow, input, **kwargs)
+        async for event in self.events(record.run_id):
+            yield event
+
+    async def events(
+        self, run_id: str, after: int = 0, *, follow: bool = False
+    ) -> AsyncIterator[Event]:
+        """The run's events after ``after``: stored, then live, with no gap and no duplicate.
+
+        Ends at the ``end`` event; also when the run waits (paused, crashed) unless ``follow``.
+        """
+        await self.store.get_run(run_id)  # RunNotFound early
+        stream = replay_then_live(
+            self.bus,
+            run_id,
+            after,
+            self.store.events_after,
+            is_finished=lambda: self._finished(run_id),
+            heartbeat=self.config.heartbeat_seconds,
+        )
+        async for event in stream:
+            if event is None:
+                if not follow and await self._settled(run_id):
+                    return
+                continue
+            yield event
+            if event.type is EventType.END:
+                return
+            if (
+                not follow
+                and event.type is EventType.STATUS
+                and await self._waits_at(run_id, event)
+            ):
+                return
+
+    async def _waits_at(self, run_id: str, event: Event) -> bool:
+        # A replayed `paused` that was later resumed is history, not the end of the stream.
+        if event.data.get("new") not in {s.value for s in _SETTLED}:
+            return False
+        record = await self.store.get_run(run_id)
+        return record.status in _SETTLED and await self.store.last_event_id(run_id) == event.id
+
+    async def _finished(self, run_id: str) -> bool:
+        return (await self.store.get_run(run_id)).status.is_terminal
+
+    async def _settled(self, run_id: str) -> bool:
+        status = (await self.store.get_run(run_id)).status
+        return status.is_terminal or status in _SETTLED
+
+    async def wait(self, run_id: str, timeout: float | None = None) -> TaskResponse:
+        """Wait until the run finishes or waits; return its ``TaskResponse``."""
+        async with asyncio.timeout(timeout), self.bus.subscribe(run_id) as sub:
+            settled = await self._settled(run_id)
+            while not settled:
+                item = await sub.queue.get()
+                if item is None:  # dropped (slow reader): poll the store instead
+                    await asyncio.sleep(0.05)
+                elif item.type not in (EventType.STATUS, EventType.END):
+                    continue  # only a status change can settle the run
+                settled = await self._settled(run_id)
+        return await self.status(run_id)
+
+    async def pause(self, run_id: str) -> RunRecord:
+        """Pause a running run at its next superstep boundary."""
+        return await self.manager.pause(run_id)
+
+    async def resume(self, run_id: str, value: Any = None) -> RunRecord:
+        """Continue a paused run; ``value`` answers a waiting ``interrupt()``."""
+        return await self.manager.resume(run_id, value)
+
+    async def stop(self, run_id: str) -> RunRecord:
+        """Stop a run (cancel it if it has not started)."""
+        return await self.manager.stop(run_id)
+
+    async def cancel(self, run_id: str) -> RunRecord:
+        """Cancel a run that has not started."""
+        return await self.manager.cancel(run_id)
+
+    async def get_run(self, run_id: str) -> RunRecord:
+        """The stored run (``RunNotFound`` if none)."""
+        return await self.store.get_run(run_id)
+
+    async def status(self, run_id: str) -> TaskResponse:
+        """The run's ``TaskResponse``, with live progress while it runs."""
+        record = await self.store.get_run(run_id)
+        response = record.to_response(message=f"run {record.status.value}")
+        recorder = self.manager.active_recorder(run_id)
+        if recorder is not None and not record.status.is_terminal:
+            response = response.model_copy(update={"progress": recorder.progress})
+        return response
+
+    def current_node(self, run_id: str, record: RunRecord) -> str | None:
+        """The node the run is at (live while it runs)."""
+        recorder = self.manager.active_recorder(run_id)
+        return recorder.current_node if recorder is not None else record.current_node
+
+    async def steps(self, run_id: str) -> list[TaskStepResult]:
+        """The run's step records, in order."""
+        await self.store.get_run(run_id)
+        return await self.store.steps(run_id)
+
+    async def logs(
+        self, run_id: str, *, level: str | None = None, limit: int = 100, after: int = 0
+    ) -> list[LogRecord]:
+        """The run's log lines (``level`` is a minimum level)."""
+        await self.store.get_run(run_id)
+        return await self.store.logs(run_id, level=level, limit=limit, after=after)
+
+
+def _looks_like_id(value: str) -> bool:
+    return not value.lstrip().startswith("{") and "/" not in value and not value.endswith(".json")

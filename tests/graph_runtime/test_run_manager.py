@@ -1,0 +1,204 @@
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from graph_runtime.config import RuntimeConfig
+from graph_runtime.errors import ConflictError, InvalidTransition, RunNotFound
+from graph_runtime.models import ErrorCode, EventType, TaskStatus
+from graph_runtime.runtime import Runtime
+
+SCHEMA = "graph-runtime/workflow/v1"
+
+# Six supersteps: start, a, b, c, d, out; each appends its name.
+SIX = {
+    "schema": SCHEMA,
+    "id": "six",
+    "state": {
+        "trail": {"type": "array", "reducer": "append", "default": []},
+        "n": {"type": "integer", "default": 0},
+    },
+    "nodes": [
+        {"id": "start", "type": "input", "config": {}},
+        *(
+            {
+                "id": x,
+                "type": "transform",
+                "config": {"set": {"trail": f"['{x}']", "n": "state.n + 1"}},
+            }
+            for x in "abcd"
+        ),
+        {
+            "id": "out",
+            "type": "output",
+            "config": {"select": {"trail": "state.trail", "n": "state.n"}},
+        },
+    ],
+    "edges": [
+        {"from": "start", "to": "a"},
+        {"from": "a", "to": "b"},
+        {"from": "b", "to": "c"},
+        {"from": "c", "to": "d"},
+        {"from": "d", "to": "out"},
+    ],
+}
+
+SLOW = {
+    "schema": SCHEMA,
+    "id": "slow",
+    "nodes": [
+        {"id": "start", "type": "input", "config": {}},
+        {"id": "nap", "type": "wait", "config": {"seconds": "input.seconds"}},
+        {"id": "out", "type": "output", "config": {"select": {"tag": "input.tag"}}},
+    ],
+    "edges": [{"from": "start", "to": "nap"}, {"from": "nap", "to": "out"}],
+}
+
+
+@pytest.fixture
+async def rt(tmp_path: Path) -> Any:
+    async with Runtime(
+        tmp_path / "runs.db", config=RuntimeConfig(shutdown_grace_seconds=0.2)
+    ) as runtime:
+        yield runtime
+
+
+async def wait_for_status(
+    rt: Runtime, run_id: str, *statuses: TaskStatus, timeout: float = 5
+) -> None:
+    deadline = time.monotonic() + timeout
+    while (await rt.get_run(run_id)).status not in statuses:
+        assert time.monotonic() < deadline, f"run {run_id} never reached {statuses}"
+        await asyncio.sleep(0.01)
+
+
+async def test_pause_and_resume_at_every_superstep_gives_the_same_result(rt: Runtime) -> None:
+    baseline = await rt.run(SIX, {}, run_id="base")
+    assert baseline.result == {"trail": ["a", "b", "c", "d"], "n": 4}
+    for k in range(1, 6):
+        run_id = f"p{k}"
+        pauses = 0
+        paused_after: list[int] = []
+        record = await rt.submit(SIX, {}, run_id=run_id)
+        # Pause as soon as the k-th step record is out, then resume; repeat until done.
+        async for event in rt.events(record.run_id, follow=True):
+            if event.type is EventType.STEP and event.data["seq"] % k == 0 and pauses < 6:
+                try:
+                    await rt.pause(run_id)
+                    pauses += 1
+                except (InvalidTransition, ConflictError):
+                    pass
+            if event.type is EventType.STATUS and event.data["new"] == "paused":
+                paused_after.append(len(await rt.steps(run_id)))
+                await rt.resume(run_id)
+            if event.type is EventType.END:
+                break
+        response = await rt.status(run_id)
+        assert response.status is TaskStatus.COMPLETED, response
+        assert response.result == baseline.result
+        steps = await rt.steps(run_id)
+        assert [s.step for s in steps] == ["start", "a", "b", "c", "d", "out"]  # nothing re-ran
+        assert paused_after, "the run never paused"
+
+
+async def test_stop_inside_a_wait_node_ends_within_a_second(rt: Runtime) -> None:
+    record = await rt.submit(SLOW, {"seconds": 30, "tag": "x"}, run_id="s1")
+    await wait_for_status(rt, "s1", TaskStatus.RUNNING)
+    await asyncio.sleep(0.1)
+    started = time.monotonic()
+    await rt.stop(record.run_id)
+    response = await rt.wait("s1", timeout=5)
+    assert time.monotonic() - started < 1.0
+    assert response.status is TaskStatus.STOPPED
+    cut = (await rt.steps("s1"))[-1]
+    assert cut.step == "nap" and cut.error_code is ErrorCode.CANCELLED_ERROR
+    with pytest.raises(InvalidTransition):
+        await rt.stop("s1")  # late: already stopped
+    events = [e async for e in rt.events("s1")]
+    assert [e.id for e in events] == list(range(1, len(events) + 1))
+    assert events[-1].type is EventType.END and events[-1].data["status"] == "stopped"
+
+
+async def test_priority_order_under_a_cap_of_one(tmp_path: Path) -> None:
+    async with Runtime(tmp_path / "p.db", max_concurrent_runs=1) as rt:
+        await rt.submit(SLOW, {"seconds": 0.3, "tag": "blocker"}, run_id="blocker")
+        await wait_for_status(rt, "blocker", TaskStatus.RUNNING)
+        for i, prio in enumerate([1, 5, 10, 5, 1, 10]):
+            await rt.submit(
+                SLOW, {"seconds": 0, "tag": f"{prio}-{i}"}, run_id=f"q{i}", priority=prio
+            )
+        for i in range(6):
+            await rt.wait(f"q{i}", timeout=10)
+        records = [await rt.get_run(f"q{i}") for i in range(6)]
+        started = sorted(records, key=lambda r: r.started_at)  # type: ignore[arg-type, return-value]
+        assert [r.run_id for r in started] == ["q2", "q5", "q1", "q3", "q0", "q4"]
+
+
+async def test_same_run_id_never_runs_twice(rt: Runtime) -> None:
+    results = await asyncio.gather(*(rt.submit(SIX, {}, run_id="same") for _ in range(10)))
+    assert {r.run_id for r in results} == {"same"}
+    await rt.wait("same", timeout=5)
+    steps = await rt.steps("same")
+    assert [s.step for s in steps] == ["start", "a", "b", "c", "d", "out"]
+
+
+async def test_controls_are_compare_and_set(rt: Runtime) -> None:
+    await rt.submit(SLOW, {"seconds": 30, "tag": "x"}, run_id="c1")
+    await wait_for_status(rt, "c1", TaskStatus.RUNNING)
+    with pytest.raises(InvalidTransition):
+        await rt.resume("c1")  # not paused
+    with pytest.raises(InvalidTransition):
+        await rt.cancel("c1")  # already started: stop it instead
+    await rt.pause("c1")
+    with pytest.raises(ConflictError):
+        await rt.pause("c1")  # duplicate
+    await rt.stop("c1")
+    assert (await rt.wait("c1", timeout=5)).status is TaskStatus.STOPPED
+    with pytest.raises(RunNotFound):
+        await rt.pause("nope")
+
+
+async def test_concurrent_resumes_resume_once(rt: Runtime) -> None:
+    wf = {**SIX, "id": "six-bp", "settings": {"breakpoints": {"before": ["c"]}}}
+    response = await rt.run(wf, {}, run_id="r")
+    assert response.status is TaskStatus.PAUSED
+    outcomes = await asyncio.gather(*(rt.resume("r") for _ in range(5)), return_exceptions=True)
+    assert sum(not isinstance(o, BaseException) for o in outcomes) == 1
+    assert all(
+        isinstance(o, (InvalidTransition, ConflictError))
+        for o in outcomes
+        if isinstance(o, BaseException)
+    )
+    assert (await rt.wait("r", timeout=5)).result == {"trail": ["a", "b", "c", "d"], "n": 4}
+
+
+async def test_cancel_a_pending_run(tmp_path: Path) -> None:
+    async with Runtime(tmp_path / "c.db", max_concurrent_runs=1) as rt:
+        await rt.submit(SLOW, {"seconds": 0.3, "tag": "a"}, run_id="first")
+        await rt.submit(SLOW, {"seconds": 0, "tag": "b"}, run_id="second")
+        record = await rt.cancel("second")
+        assert (
+            record.status is TaskStatus.CANCELLED and record.error_code is ErrorCode.CANCELLED_ERROR
+        )
+        await rt.wait("first", timeout=5)
+        await asyncio.sleep(0.05)
+        assert (await rt.get_run("second")).status is TaskStatus.CANCELLED
+        assert await rt.steps("second") == []
+
+
+async def test_runs_survive_a_restart(tmp_path: Path) -> None:
+    db = tmp_path / "restart.db"
+    async with Runtime(db) as rt:
+        await rt.submit(SLOW, {"seconds": 0.5, "tag": "survivor"}, run_id="long")
+        await wait_for_status(rt, "long", TaskStatus.RUNNING)
+        # Leaving the context drains the run at its next boundary; it stays `running`.
+    async with Runtime(db) as rt:
+        response = await rt.wait("long", timeout=10)
+        assert response.status is TaskStatus.COMPLETED
+        assert response.result == {"tag": "survivor"}
+        statuses = [e.data["new"] async for e in rt.events("long") if e.type is EventType.STATUS]
+        assert statuses[-3:] == ["crashed", "running", "completed"]
