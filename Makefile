@@ -17,8 +17,8 @@ $(STAMP): pyproject.toml
 
 ## run: create the venv, install, and run the example workflows end to end on SQLite
 run: $(STAMP)
-	$(BIN)/graph-runtime run examples/routing.json --db $(DB) --input '{"ticket": "I want a refund for order 42", "tier": "pro"}'
-	$(BIN)/graph-runtime run examples/map_loop.json --db $(DB) --input '{"items": [{"name": "a", "qty": 2}, {"name": "b", "qty": 5}]}'
+	$(BIN)/graph-runtime run examples/routing.json --db $(DB) --input '{"ticket": "I want a refund for order 42", "customer": "Ada"}'
+	$(BIN)/graph-runtime run examples/map_loop.json --db $(DB) --input '{"items": ["apples", "pears"], "rounds": 2}'
 
 ## test: create the venv, install, lint and run the whole suite
 test: $(STAMP)
