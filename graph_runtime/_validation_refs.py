@@ -98,6 +98,27 @@ def check_subgraphs(c: Checker, resolve: Resolver) -> None:
         )
         if cycle:
             c.error(path, f"subgraph references form a cycle: {' -> '.join(cycle)}")
+        if child is not None:
+            _check_child_inputs(c, i, workflow, child)
+
+
+def _check_child_inputs(c: Checker, i: int, workflow: str, child: WorkflowDefinition) -> None:
+    """Rule 17: each ``input`` key is a declared state key or input property of the child."""
+    mapping = c.definition.nodes[i].config.get("input")
+    if child.state is None or not isinstance(mapping, dict):
+        return  # an inferred child state takes any key
+    known = set(child.state)
+    for n in child.nodes:
+        schema = n.config.get("schema") if n.type == "input" else None
+        if isinstance(schema, dict) and isinstance(schema.get("properties"), dict):
+            known |= set(schema["properties"])
+    for key in mapping:
+        if key not in known:
+            c.error(
+                pointer("nodes", i, "config", "input", key),
+                f"workflow {workflow!r} has no state key or input named {key!r}"
+                f"{did_you_mean(key, known)}",
+            )
 
 
 def _find_cycle(

@@ -248,7 +248,11 @@ class _Builder:
         if self.d.state is not None:
             for key, spec in self.d.state.items():
                 reducer = REDUCERS[spec.reducer]
-                fields[key] = Annotated[Any, reducer] if reducer else Any
+                # `list`, not Any: LangGraph then starts the channel at [] and the run's input
+                # goes through the reducer too (input messages get ids, so a node that writes
+                # the history back does not duplicate it).
+                base: Any = list if spec.reducer in ("messages", "append") else Any
+                fields[key] = Annotated[base, reducer] if reducer else Any
                 if spec.has_default:
                     defaults[key] = spec.default
                 elif spec.reducer == "messages" or spec.type == "messages":

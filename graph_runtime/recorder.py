@@ -20,7 +20,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
-from langchain_core.messages import BaseMessage
+from langchain_core.messages import AIMessage
 
 from checkpoints.store import LogRecord
 from graph_runtime.expressions import to_view
@@ -271,7 +271,9 @@ class EventRecorder:
         elif mode == "messages":
             message, metadata = chunk
             content = getattr(message, "content", "")
-            if isinstance(message, BaseMessage) and content:
+            # Only model output is a token: LangGraph also emits the human and tool messages
+            # a node writes to state (an llm node's prompt with append_messages).
+            if isinstance(message, AIMessage) and content:
                 self.emit(
                     EventType.TOKEN,
                     {
@@ -292,6 +294,10 @@ class EventRecorder:
                     "value": to_view(getattr(intr, "value", intr)),
                     "id": getattr(intr, "id", None),
                 }
+                # An interrupt inside a subgraph is reported by the subgraph and again by
+                # every parent on the way up, with the same id: one event, the innermost.
+                if value["id"] is not None and any(i["id"] == value["id"] for i in self.interrupts):
+                    continue
                 self.interrupts.append(value)
                 self.emit(EventType.INTERRUPT, {**value, "ns": list(namespace)})
             return

@@ -28,6 +28,7 @@ from langgraph.runtime import RunControl
 from langgraph.types import Command
 
 from checkpoints.store import RunRecord, RunStore
+from graph_runtime._integrations import check_answer
 from graph_runtime.compiler import CompiledWorkflow, Compiler, RunContext
 from graph_runtime.errors import ConflictError, GraphRuntimeError, InvalidTransition
 from graph_runtime.events import EventBus
@@ -258,6 +259,9 @@ class RunManager:
             expected = (TaskStatus.PAUSED, TaskStatus.CRASHED)
             if record.status not in expected:
                 raise InvalidTransition(record.status, TaskStatus.RUNNING)
+            if value is not _NO_VALUE and value is not None:
+                # A bad answer to a human node is refused here (E001); the run stays paused.
+                await check_answer(await self._compiled(record), record, value)
             await recorder.transition(
                 TaskStatus.RUNNING,
                 "resumed",
@@ -265,6 +269,11 @@ class RunManager:
             )
             self._enqueue(run_id, 11, value)  # a resumed run goes before new ones
             return await self.store.get_run(run_id)
+
+    async def _compiled(self, record: RunRecord) -> CompiledWorkflow:
+        stored = await self.store.get_workflow(record.workflow_id, record.workflow_version)
+        definition = self.definition(stored.workflow_id, stored.version, stored.definition)
+        return self.compiler.compile(definition, input_keys=frozenset(record.input))
 
     async def stop(self, run_id: str) -> RunRecord:
         """Stop a run: cancel it if pending, cut it if running, end it if paused."""

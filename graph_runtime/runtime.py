@@ -24,6 +24,12 @@ from typing import Any
 from checkpoints.factory import CheckpointerKind, open_checkpointer
 from checkpoints.sqlite import SqliteRunStore
 from checkpoints.store import LogRecord, RunRecord, RunStore, StoredWorkflow
+from graph_runtime._integrations import (
+    StoreWorkflowRunner,
+    check_references,
+    prepare_services,
+    reference_names,
+)
 from graph_runtime.compiler import CompiledWorkflow, Compiler
 from graph_runtime.config import RuntimeConfig
 from graph_runtime.errors import InputValidationError, WorkflowNotFound
@@ -66,7 +72,8 @@ class Runtime:
             updates["max_concurrent_runs"] = max_concurrent_runs
         self.config = config.model_copy(update=updates)
         self.registry = registry or default_registry
-        self.services = dict(services or {})
+        self.services = prepare_services(services or {})
+        self.services.setdefault("workflows", StoreWorkflowRunner(self))
         self._stack: AsyncExitStack | None = None
         self._store: RunStore | None = None
         self._manager: RunManager | None = None
@@ -82,7 +89,9 @@ class Runtime:
             saver = await stack.enter_async_context(
                 open_checkpointer(db, kind=self.config.checkpointer)
             )
-            compiler = Compiler(saver, registry=self.registry)
+            compiler = Compiler(
+                saver, registry=self.registry, registries=reference_names(self.services)
+            )
             manager = RunManager(
                 store,
                 compiler,
@@ -180,6 +189,7 @@ class Runtime:
     ) -> StoredWorkflow:
         """Validate and store a workflow; an unchanged document keeps its version."""
         definition = self.load(workflow, workflow_id=workflow_id)
+        await check_references(self, self.services, definition)
         document = definition.to_document()
         document.pop("version", None)
         return await self.store.put_workflow(definition.id, document, definition.content_hash)

@@ -17,11 +17,16 @@ __all__ = ["BUILTIN_TYPES", "NodeRegistry", "default_registry"]
 #: Built-in node types and the module that implements each.
 BUILTIN_TYPES: dict[str, str] = {
     "condition": "nodes.condition",
+    "http": "nodes.http",
+    "human": "nodes.human",
     "input": "nodes.input",
+    "llm": "nodes.llm",
     "loop": "nodes.loop",
     "map": "nodes.map",
     "output": "nodes.output",
+    "subgraph": "nodes.subgraph",
     "template": "nodes.template",
+    "tool": "nodes.tool",
     "transform": "nodes.transform",
     "wait": "nodes.wait",
 }

@@ -692,7 +692,7 @@ class _Subgraph(_Stub):
 def _registry() -> NodeRegistry:
     registry = NodeRegistry()
     for cls in (_Stub, _Human, _Subgraph):
-        registry.register(cls)
+        registry.register(cls, replace=True)
     return registry
 
 
