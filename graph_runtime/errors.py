@@ -6,11 +6,11 @@
     ├── WorkflowValidationError      E001  422  a workflow document is invalid (all problems)
     ├── InputValidationError         E001  422  a run's input or a resume value is invalid
     ├── ExpressionCompileError       E001  422  a CEL expression does not compile or is too big
-    ├── InvalidTransition            E001  409  an illegal status change (pause a finished run)
     ├── NotFoundError                E001  404
     │   ├── WorkflowNotFound
     │   └── RunNotFound
-    ├── ConflictError                E001  409  e.g. a run id that is already taken
+    ├── ConflictError                E001  409  the request conflicts with the current state
+    │   └── InvalidTransition                   an illegal status change (pause a finished run)
     ├── RunTimeoutError              E002  408  a run or a node ran past its timeout
     ├── NodeExecutionError           E003  500  a node raised
     ├── RunCancelledError            E004  409  a run was stopped or cancelled
@@ -142,18 +142,6 @@ class ExpressionCompileError(GraphRuntimeError):
         super().__init__(message)
 
 
-class InvalidTransition(GraphRuntimeError):
-    """This status change is not allowed."""
-
-    code = ErrorCode.VALIDATION_ERROR
-    http_status = 409
-
-    def __init__(self, current: TaskStatus, target: TaskStatus, message: str | None = None):
-        self.current = current
-        self.target = target
-        super().__init__(message or f"cannot go from {current.value!r} to {target.value!r}")
-
-
 class NotFoundError(GraphRuntimeError):
     """Not found."""
 
@@ -174,6 +162,18 @@ class ConflictError(GraphRuntimeError):
 
     code = ErrorCode.VALIDATION_ERROR
     http_status = 409
+
+
+class InvalidTransition(ConflictError):
+    """This status change is not allowed."""
+
+    code = ErrorCode.VALIDATION_ERROR
+    http_status = 409
+
+    def __init__(self, current: TaskStatus, target: TaskStatus, message: str | None = None):
+        self.current = current
+        self.target = target
+        super().__init__(message or f"cannot go from {current.value!r} to {target.value!r}")
 
 
 class RunTimeoutError(GraphRuntimeError):
