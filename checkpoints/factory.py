@@ -15,6 +15,8 @@ import aiosqlite
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
+from checkpoints.sqlite_saver import FastSqliteSaver
+
 __all__ = ["CheckpointerKind", "open_checkpointer"]
 
 CheckpointerKind = Literal["sqlite", "langgraph-sqlite"]
@@ -28,11 +30,15 @@ async def open_checkpointer(
 
     Args:
         path: the database file.
-        kind: ``"sqlite"`` (the default saver) or ``"langgraph-sqlite"`` (LangGraph's
-            ``AsyncSqliteSaver``, for comparison).
+        kind: ``"sqlite"`` (``FastSqliteSaver``, the default) or ``"langgraph-sqlite"``
+            (LangGraph's ``AsyncSqliteSaver``, for comparison and migration).
     """
     db = Path(path)
     db.parent.mkdir(parents=True, exist_ok=True)
+    if kind == "sqlite":
+        async with FastSqliteSaver.from_path(db) as fast:
+            yield fast
+        return
     conn = await aiosqlite.connect(str(db))
     try:
         # WAL lets readers run beside the writer; busy_timeout absorbs short lock waits.

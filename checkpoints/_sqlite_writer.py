@@ -1,0 +1,491 @@
+"""Single-connection group-commit writer used by :class:`checkpoints.sqlite_saver.FastSqliteSaver`.
+
+Every write the saver makes is an *operation*: a function of the writer connection that
+runs inside a transaction. Operations are queued, and whoever flushes the queue runs
+everything queued so far in ONE ``BEGIN IMMEDIATE … COMMIT``, then completes each
+operation. A commit costs far more than the statements in it (a WAL commit is a dozen
+system calls, an fsync with ``synchronous=FULL``), so batching is the whole point:
+
+* one run's superstep (the ``aput_writes`` of its tasks, then the ``aput`` of the next
+  checkpoint) is submitted within one event-loop iteration and lands in one commit;
+* concurrent runs on the same loop share commits.
+
+Who flushes:
+
+* **loop mode** (default): the SQL runs on the event loop itself with the stdlib
+  driver; no thread hop at all. ``submit_async`` schedules a flush with
+  ``loop.call_soon``, so everything submitted before the loop gets back to its ready
+  queue joins the batch. A checkpoint (``when="now"``) of a run that is writing alone
+  commits at once, together with its superstep's queued writes: nobody would join the
+  batch, and under ``durability="sync"`` the run is waiting. The loop never waits on
+  another process: ``BEGIN IMMEDIATE`` is tried without a busy timeout, and if another
+  connection holds the write lock the batch is handed to the writer thread, which
+  waits for it.
+* **thread mode** (used for ``synchronous=FULL``/``EXTRA``): the flush runs on one
+  dedicated writer thread, so the fsync of each commit does not stall the event loop.
+  While it commits, new operations queue up and go in the next batch.
+* **sync callers** (``put`` from ``graph.invoke`` worker threads) enqueue their operation
+  and then take the connection lock; if their operation is still queued they flush the
+  whole queue themselves (leader/follower group commit).
+
+An operation's caller is told it succeeded only after COMMIT returned, so a checkpoint
+whose ``aput`` returned is in the database. If a batch fails, it is rolled back and its
+operations are retried one transaction each, so one bad operation fails alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Literal
+
+WriteFn = Callable[[sqlite3.Connection], object]
+"""One operation: runs its statements on the writer connection, inside a transaction."""
+
+WriterMode = Literal["loop", "thread"]
+When = Literal["soon", "now"]
+
+_MANY = object()
+"""``_last_key`` of a commit that held several threads' operations."""
+
+_SQLITE_BUSY = 5
+_SQLITE_LOCKED = 6
+_BEGIN_SQL = "BEGIN IMMEDIATE"
+_COMMIT_SQL = "COMMIT"
+_ROLLBACK_SQL = "ROLLBACK"
+_WAL_CHECKPOINT_SQL = "PRAGMA wal_checkpoint(PASSIVE)"
+
+
+class WriterClosedError(RuntimeError):
+    """Raised when an operation is submitted after the writer was closed."""
+
+
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return (code & 0xFF) in (_SQLITE_BUSY, _SQLITE_LOCKED)
+    return "locked" in str(exc) or "busy" in str(exc)
+
+
+class _Op:
+    """A queued operation and, once run, its outcome."""
+
+    __slots__ = ("done", "error", "fn", "future", "key", "loop", "result")
+
+    def __init__(
+        self,
+        fn: WriteFn | None,
+        key: str | None = None,
+        loop: asyncio.AbstractEventLoop | None = None,
+        future: asyncio.Future[object] | None = None,
+    ) -> None:
+        self.fn = fn
+        self.key = key
+        self.loop = loop
+        self.future = future
+        self.done = False
+        self.result: object = None
+        self.error: BaseException | None = None
+
+
+def _resolve(ops: list[_Op]) -> None:
+    """Complete the futures of ``ops`` (on their event loop's thread)."""
+    for op in ops:
+        fut = op.future
+        if fut is None or fut.done():  # the awaiting task was cancelled
+            continue
+        if op.error is not None:
+            fut.set_exception(op.error)
+        else:
+            fut.set_result(op.result)
+
+
+class GroupCommitWriter:
+    """Owns the single writer connection and commits queued operations in batches.
+
+    Args:
+        conn: The writer connection, opened in autocommit mode (``isolation_level=None``)
+            with a zero busy timeout; this object serialises all use of it.
+        mode: ``"loop"`` to commit on the event loop, ``"thread"`` to commit on a
+            dedicated writer thread.
+        busy_timeout: Seconds to wait for another connection's write lock before an
+            operation fails with ``database is locked``.
+        wal_checkpoint: Opens a separate connection for background WAL checkpoints, or
+            ``None`` to leave checkpointing to SQLite's auto-checkpoint.
+        wal_checkpoint_interval: Minimum seconds between background WAL checkpoints.
+    """
+
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        *,
+        mode: WriterMode,
+        busy_timeout: float,
+        wal_checkpoint: Callable[[], sqlite3.Connection] | None = None,
+        wal_checkpoint_interval: float = 1.0,
+    ) -> None:
+        self._conn = conn
+        self._mode: WriterMode = mode
+        self._busy_timeout = busy_timeout
+        # Guards the connection and draining the queue: the operations of a batch leave
+        # the queue and run under the same hold, so batches commit in queue order.
+        self._conn_lock = threading.Lock()
+        # Guards the scheduling flags below together with appends to the queue, so a
+        # flusher that finds the queue empty and stands down cannot miss an operation
+        # queued at the same moment.
+        self._state_lock = threading.Lock()
+        self._queue: deque[_Op] = deque()
+        self._scheduled: set[asyncio.AbstractEventLoop] = set()
+        self._thread_active = False
+        self._closed = False
+        # The thread (key) of the last commit if it held one thread's operations, else
+        # _MANY: tells a lone run (commit right away) from concurrent runs (batch).
+        self._last_key: object = None
+        # Observability (and tests): batches committed and the operations they held.
+        self.commits = 0
+        self.operations = 0
+        self._executor: ThreadPoolExecutor | None = None
+        self._open_checkpoint_conn = wal_checkpoint
+        self._checkpoint_conn: sqlite3.Connection | None = None
+        self._checkpoint_interval = wal_checkpoint_interval
+        self._checkpoint_executor: ThreadPoolExecutor | None = None
+        self._checkpoint_running = False
+        self._last_checkpoint = time.monotonic()
+
+    # --- submitting -------------------------------------------------------------------
+
+    def submit_async(
+        self, fn: WriteFn | None, *, key: str | None = None, when: When = "soon"
+    ) -> asyncio.Future[object]:
+        """Queue ``fn`` and return a future resolved once its transaction committed.
+
+        Must be called from a running event loop. ``fn=None`` is a barrier: it completes
+        once everything queued before it committed.
+
+        Args:
+            fn: The operation.
+            key: What the operation belongs to (the thread ID), for ``when="now"``.
+            when: ``"soon"``: commit with whatever else is submitted before the loop
+                comes around. ``"now"``: in loop mode, commit right away if everything
+                queued belongs to ``key`` (the returned future is then already done and
+                awaiting it does not suspend), else like ``"soon"``.
+        """
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[object] = loop.create_future()
+        op = _Op(fn, key, loop, fut)
+        with self._state_lock:
+            if self._closed:
+                raise WriterClosedError("the checkpointer is closed")
+            queue = self._queue
+            if self._thread_active:
+                queue.append(op)  # the writer thread drains the queue before it stops
+                return fut
+            # A run's checkpoint is the last thing of its superstep: its tasks' writes
+            # are queued already, and under durability="sync" the run waits for it. If
+            # this run is the only one writing, no other run would share the commit, so
+            # waiting a loop turn for company would only add latency: commit now. It is
+            # the only one if the previous commit was its own and nothing of another
+            # thread is queued. Otherwise runs are executing concurrently: join the
+            # scheduled flush and share its commit. (The bound keeps this O(1).)
+            inline = (
+                when == "now"
+                and self._mode == "loop"
+                and self._last_key in (key, None)
+                and len(queue) <= 8
+                and all(o.key == key for o in queue)
+            )
+            queue.append(op)
+            if not inline:
+                if loop in self._scheduled:
+                    return fut
+                self._scheduled.add(loop)
+        if inline:
+            self._flush_now(loop)
+        else:
+            # call_soon, not an immediate flush: LangGraph submits a superstep's
+            # aput_writes and the following aput as tasks in the same loop iteration,
+            # and concurrent runs do the same; deferring the flush by one turn of the
+            # ready queue lets them share a commit.
+            loop.call_soon(self._flush_from_loop, loop)
+        return fut
+
+    def run_sync(self, fn: WriteFn | None) -> object:
+        """Run ``fn`` in a committed transaction from any thread and return its result.
+
+        Whatever else is queued at that moment is committed in the same transaction.
+        """
+        op = _Op(fn)
+        with self._state_lock:
+            if self._closed:
+                raise WriterClosedError("the checkpointer is closed")
+            self._queue.append(op)
+        batch: list[_Op] = []
+        with self._conn_lock:
+            # Another flusher may have taken our operation from the queue and run it
+            # while we waited for the lock; it marks operations done under the lock.
+            if not op.done:
+                batch = self._drain()
+                self._execute_locked(batch, wait=True)
+        self._complete(batch, _running_loop())
+        if op.error is not None:
+            raise op.error
+        return op.result
+
+    async def wait_idle(self) -> None:
+        """Wait until everything queued so far is committed (read-your-writes)."""
+        if self._queue or self._thread_active:
+            await self.submit_async(None)
+
+    def sync_wait_idle(self) -> None:
+        """Blocking :meth:`wait_idle` for sync callers on an event loop's thread.
+
+        A sync caller's own writes (``run_sync``) are committed before they return, so
+        only a thread that also submits async operations can have writes of its own still
+        queued: the thread running the event loop (e.g. ``graph.get_state`` called inside
+        a coroutine after a fire-and-forget save). Other threads read committed state and
+        must not force the loop's pending operations into an early, smaller commit.
+        """
+        if (self._queue or self._thread_active) and _running_loop() is not None:
+            self.run_sync(None)
+
+    # --- flushing ---------------------------------------------------------------------
+
+    def _drain(self) -> list[_Op]:
+        # Caller holds _conn_lock. popleft is atomic, appends may race harmlessly: an
+        # operation appended after this loop waits for the next flush.
+        batch: list[_Op] = []
+        queue = self._queue
+        while queue:
+            batch.append(queue.popleft())
+        return batch
+
+    def _flush_from_loop(self, loop: asyncio.AbstractEventLoop) -> None:
+        with self._state_lock:
+            self._scheduled.discard(loop)
+            if self._thread_active or not self._queue:
+                # The writer thread picks the queue up when it finishes; or an inline
+                # commit already took everything.
+                return
+            to_thread = self._mode == "thread"
+            if to_thread:
+                self._thread_active = True
+        if to_thread:
+            self._start_thread()
+        else:
+            self._flush_now(loop)
+
+    def _flush_now(self, loop: asyncio.AbstractEventLoop) -> None:
+        batch: list[_Op] = []
+        try:
+            with self._conn_lock:
+                batch = self._drain()
+                if not batch:
+                    return
+                if not self._execute_locked(batch, wait=False):
+                    # Another connection holds the write lock. Put the batch back in
+                    # front (only flushers, all under _conn_lock, take from the queue,
+                    # so nothing overtook it) and let the writer thread wait for the
+                    # lock instead of the event loop.
+                    self._queue.extendleft(reversed(batch))
+                    batch = []
+                    with self._state_lock:
+                        start = not self._thread_active
+                        self._thread_active = True
+                    if start:
+                        self._start_thread()
+        finally:
+            # Even if a BaseException escapes: every drained operation was marked done
+            # with its outcome, and its waiter must hear about it.
+            self._complete(batch, loop)
+
+    def _start_thread(self) -> None:
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(1, thread_name_prefix="lg-sqlite-writer")
+        self._executor.submit(self._thread_main)
+
+    def _thread_main(self) -> None:
+        try:
+            while True:
+                batch: list[_Op] = []
+                try:
+                    with self._conn_lock:
+                        batch = self._drain()
+                        if batch:
+                            self._execute_locked(batch, wait=True)
+                finally:
+                    self._complete(batch, None)
+                with self._state_lock:
+                    if not self._queue:
+                        # Stand down under the same lock submitters append under: an
+                        # operation queued from now on schedules its own flush.
+                        self._thread_active = False
+                        return
+        except BaseException:
+            with self._state_lock:
+                self._thread_active = False
+            raise
+
+    def _begin(self, *, wait: bool) -> bool:
+        delay = 0.0005
+        deadline: float | None = None
+        while True:
+            try:
+                self._conn.execute(_BEGIN_SQL)
+                return True
+            except sqlite3.OperationalError as exc:
+                if not _is_busy(exc):
+                    raise
+                if not wait:
+                    return False
+                now = time.monotonic()
+                if deadline is None:
+                    deadline = now + self._busy_timeout
+                if now >= deadline:
+                    raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
+
+    def _execute_locked(self, batch: list[_Op], *, wait: bool) -> bool:
+        """Run ``batch`` in one transaction; caller holds ``_conn_lock``.
+
+        Returns ``False`` (and touches nothing) only when ``wait`` is false and the
+        write lock is taken. Marks every operation done before returning ``True``: sync
+        callers check ``done`` under the same lock.
+        """
+        if not batch:
+            return True
+        try:
+            if not self._begin(wait=wait):
+                return False
+        except Exception as exc:
+            for op in batch:
+                op.error, op.done = exc, True
+            return True
+        conn = self._conn
+        try:
+            for op in batch:
+                if op.fn is not None:
+                    op.result = op.fn(conn)
+            conn.execute(_COMMIT_SQL)
+        except BaseException as exc:
+            self._rollback()
+            if len(batch) == 1 or not isinstance(exc, Exception):
+                for op in batch:
+                    op.error, op.done = exc, True
+                if not isinstance(exc, Exception):
+                    raise
+                return True
+            # Isolate the failure: each operation in its own transaction.
+            for op in batch:
+                self._execute_one(op)
+            self._after_commit()
+            return True
+        for op in batch:
+            op.done = True
+        self.commits += 1
+        self.operations += len(batch)
+        keys = {op.key for op in batch if op.key is not None}
+        if keys:
+            self._last_key = keys.pop() if len(keys) == 1 else _MANY
+        self._after_commit()
+        return True
+
+    def _execute_one(self, op: _Op) -> None:
+        op.result, op.error = None, None
+        try:
+            self._begin(wait=True)
+            try:
+                if op.fn is not None:
+                    op.result = op.fn(self._conn)
+                self._conn.execute(_COMMIT_SQL)
+            except BaseException:
+                self._rollback()
+                raise
+        except Exception as exc:
+            op.error = exc
+        op.done = True
+
+    def _rollback(self) -> None:
+        if self._conn.in_transaction:
+            try:
+                self._conn.execute(_ROLLBACK_SQL)
+            except sqlite3.Error:  # pragma: no cover - SQLite rolled back already
+                pass
+
+    def _complete(self, batch: list[_Op], current: asyncio.AbstractEventLoop | None) -> None:
+        by_loop: dict[asyncio.AbstractEventLoop, list[_Op]] = {}
+        for op in batch:
+            if op.loop is not None:
+                by_loop.setdefault(op.loop, []).append(op)
+        for loop, ops in by_loop.items():
+            if loop is current:
+                _resolve(ops)
+            else:
+                try:
+                    loop.call_soon_threadsafe(_resolve, ops)
+                except RuntimeError:  # that loop is closed; nobody is waiting
+                    pass
+
+    # --- WAL checkpoints --------------------------------------------------------------
+
+    def _after_commit(self) -> None:
+        # SQLite's auto-checkpoint would copy the WAL back into the database (and fsync
+        # it) inside whichever commit crosses the threshold, i.e. on the event loop. A
+        # PASSIVE checkpoint on another connection does the same work off the loop and
+        # never blocks the writer or readers.
+        if self._open_checkpoint_conn is None or self._checkpoint_running:
+            return
+        now = time.monotonic()
+        if now - self._last_checkpoint < self._checkpoint_interval:
+            return
+        self._last_checkpoint = now
+        self._checkpoint_running = True
+        if self._checkpoint_executor is None:
+            self._checkpoint_executor = ThreadPoolExecutor(
+                1, thread_name_prefix="lg-sqlite-wal-checkpoint"
+            )
+        self._checkpoint_executor.submit(self._wal_checkpoint)
+
+    def _wal_checkpoint(self) -> None:
+        try:
+            if self._checkpoint_conn is None and self._open_checkpoint_conn is not None:
+                self._checkpoint_conn = self._open_checkpoint_conn()
+            if self._checkpoint_conn is not None:
+                self._checkpoint_conn.execute(_WAL_CHECKPOINT_SQL).fetchall()
+        except sqlite3.Error:
+            pass  # best effort; SQLite's own auto-checkpoint is the backstop
+        finally:
+            self._checkpoint_running = False
+
+    # --- closing ----------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Commit what is queued, stop the threads; the caller closes the connection."""
+        with self._state_lock:
+            if self._closed:
+                return
+            self._closed = True
+        batch: list[_Op] = []
+        with self._conn_lock:
+            batch = self._drain()
+            self._execute_locked(batch, wait=True)
+        self._complete(batch, _running_loop())
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+        if self._checkpoint_executor is not None:
+            self._checkpoint_executor.shutdown(wait=True)
+        if self._checkpoint_conn is not None:
+            self._checkpoint_conn.close()
+            self._checkpoint_conn = None
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
