@@ -1,0 +1,109 @@
+"""The ``graph-runtime`` command with ``serve``: the core's commands plus the HTTP server.
+
+::
+
+    graph-runtime serve [--host 127.0.0.1] [--port 8000] [--db PATH] [--workflows DIR]
+
+Each flag mirrors a ``RuntimeConfig`` field and its ``GRAPH_RUNTIME_*`` variable; the other
+settings (concurrency, heartbeat, body limit, shutdown grace...) come from the environment.
+``serve`` lives here, not in ``graph_runtime.cli``, because ``server`` may import the core and
+never the reverse. SIGINT/SIGTERM shut down gracefully: event streams end, every run is drained
+at its next superstep boundary, and the next start resumes it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import socket
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+
+import uvicorn
+from fastapi import FastAPI
+
+from graph_runtime import cli
+from graph_runtime._cli_io import EXIT_FAILED, EXIT_OK
+from graph_runtime.config import RuntimeConfig
+from server.app import begin_shutdown, create_app
+
+__all__ = ["SERVE", "Server", "build_server", "cmd_serve", "main"]
+
+logger = logging.getLogger(__name__)
+
+
+class Server(uvicorn.Server):
+    """uvicorn's server, calling ``on_shutdown`` as soon as shutdown begins.
+
+    uvicorn waits for open connections before it runs the app's lifespan shutdown, so an
+    endless event stream would hold it up; ``on_shutdown`` ends the streams first.
+    """
+
+    def __init__(self, config: uvicorn.Config, on_shutdown: Callable[[], None]) -> None:
+        super().__init__(config)
+        self._on_shutdown = on_shutdown
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        try:
+            self._on_shutdown()
+        except Exception:
+            logger.exception("shutdown hook failed", extra={"action": "shutdown"})
+        await super().shutdown(sockets=sockets)
+
+
+def build_server(app: FastAPI, config: RuntimeConfig, *, log_level: str = "info") -> Server:
+    """A uvicorn server for ``app`` on ``config.host``/``config.port``."""
+    uv_config = uvicorn.Config(
+        app,
+        host=config.host,
+        port=config.port,
+        lifespan="on",
+        log_level=log_level,
+        # Frozen clients get this long to let go before their connections are cut.
+        timeout_graceful_shutdown=max(1, round(config.shutdown_grace_seconds)),
+    )
+    return Server(uv_config, on_shutdown=lambda: begin_shutdown(app))
+
+
+def _serve_args(parser: argparse.ArgumentParser) -> None:
+    cli.config_flag(parser, "host", "--host", metavar="HOST")
+    cli.config_flag(parser, "port", "--port", metavar="PORT")
+    cli.config_flag(parser, "db", "--db", metavar="PATH")
+    cli.config_flag(parser, "workflows", "--workflows", metavar="DIR")
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Serve the HTTP API until SIGINT or SIGTERM."""
+    config = cli.runtime_config(args)
+    server = build_server(create_app(config=config), config)
+    server.run()
+    return EXIT_OK if server.started else EXIT_FAILED
+
+
+SERVE = cli.Command(
+    name="serve", help="serve the HTTP API", configure=_serve_args, handler=cmd_serve
+)
+
+
+@contextmanager
+def _with_serve() -> Iterator[None]:
+    # graph_runtime.cli builds its parser from its COMMANDS list; list `serve` there only
+    # while this entry point runs, so importing this module changes nothing.
+    added = SERVE not in cli.COMMANDS
+    if added:
+        cli.COMMANDS.append(SERVE)
+    try:
+        yield
+    finally:
+        if added:
+            cli.COMMANDS.remove(SERVE)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line (all of ``graph_runtime.cli``'s commands plus ``serve``)."""
+    with _with_serve():
+        return cli.main(argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
