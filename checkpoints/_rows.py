@@ -56,9 +56,13 @@ def log_level_no(level: str) -> int:
         raise ValueError(f"unknown log level {level!r}; use one of {known}") from None
 
 
+# One encoder for every call: json.dumps with options builds a new encoder each time.
+_ENCODER = json.JSONEncoder(default=str, ensure_ascii=False, separators=(",", ":"))
+
+
 def json_dumps(value: Any) -> str:
     """JSON text for a column; objects JSON cannot encode are stored as ``str(obj)``."""
-    return json.dumps(value, default=str, ensure_ascii=False, separators=(",", ":"))
+    return _ENCODER.encode(value)
 
 
 def json_loads(value: Any) -> Any:

@@ -20,12 +20,17 @@ __all__ = [
     "LIST_RUNS",
     "LIST_WORKFLOWS",
     "PRAGMA_FOREIGN_KEYS",
+    "PRAGMA_NO_BUSY_TIMEOUT",
     "PRAGMA_QUERY_ONLY",
     "PRAGMA_SYNC_FULL",
     "PRAGMA_SYNC_NORMAL",
     "PRAGMA_WAL",
+    "RELEASE_JOB",
+    "ROLLBACK_TO_JOB",
+    "SAVEPOINT_JOB",
     "SELECT_EVENTS_AFTER",
     "SELECT_LAST_EVENT_ID",
+    "SELECT_LAST_STEP_SEQ",
     "SELECT_LOGS",
     "SELECT_RUN",
     "SELECT_STEPS",
@@ -41,6 +46,14 @@ PRAGMA_SYNC_NORMAL: LiteralString = "PRAGMA synchronous = NORMAL"
 PRAGMA_SYNC_FULL: LiteralString = "PRAGMA synchronous = FULL"
 PRAGMA_FOREIGN_KEYS: LiteralString = "PRAGMA foreign_keys = ON"
 PRAGMA_QUERY_ONLY: LiteralString = "PRAGMA query_only = ON"
+# The group-commit writer does its own waiting for the write lock, and never on the loop.
+PRAGMA_NO_BUSY_TIMEOUT: LiteralString = "PRAGMA busy_timeout = 0"
+
+# Every store job runs inside its own savepoint of the shared transaction, so a job that
+# fails rolls back only its own rows, never the checkpoints committed beside it.
+SAVEPOINT_JOB: LiteralString = "SAVEPOINT run_store_job"
+RELEASE_JOB: LiteralString = "RELEASE run_store_job"
+ROLLBACK_TO_JOB: LiteralString = "ROLLBACK TO run_store_job"
 
 INSERT_WORKFLOW: LiteralString = (
     "INSERT INTO workflows (workflow_id, version, definition, content_hash, created_at)"
@@ -119,6 +132,9 @@ VALUES (:run_id,
 ON CONFLICT DO NOTHING
 """
 SELECT_STEPS: LiteralString = "SELECT * FROM steps WHERE run_id = ? ORDER BY seq, pk"
+SELECT_LAST_STEP_SEQ: LiteralString = (
+    "SELECT COALESCE(MAX(seq), 0) AS seq FROM steps WHERE run_id = ?"
+)
 SELECT_STEP_KEYS: LiteralString = (
     "SELECT task_id, attempt FROM steps WHERE run_id = ? AND task_id IS NOT NULL"
 )

@@ -8,7 +8,11 @@ system calls, an fsync with ``synchronous=FULL``), so batching is the whole poin
 
 * one run's superstep (the ``aput_writes`` of its tasks, then the ``aput`` of the next
   checkpoint) is submitted within one event-loop iteration and lands in one commit;
-* concurrent runs on the same loop share commits.
+* concurrent runs on the same loop share commits;
+* an operation submitted with ``when="later"`` (e.g. a step record queued by the node that
+  produced it, before LangGraph queues the task's writes) asks for no commit of its own: it
+  joins the next one, normally its superstep's checkpoint, or commits alone after a short
+  backstop delay if nothing follows.
 
 Who flushes:
 
@@ -36,6 +40,7 @@ operations are retried one transaction each, so one bad operation fails alone.
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
 import threading
 import time
@@ -44,11 +49,19 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Literal
 
+logger = logging.getLogger(__name__)
+
 WriteFn = Callable[[sqlite3.Connection], object]
 """One operation: runs its statements on the writer connection, inside a transaction."""
 
+OnDone = Callable[[object, BaseException | None], None]
+"""``(result, error)`` of an operation, called on its loop's thread as soon as it completed."""
+
 WriterMode = Literal["loop", "thread"]
-When = Literal["soon", "now"]
+When = Literal["soon", "now", "later"]
+
+LATER_DELAY = 0.002
+"""Default seconds a ``when="later"`` operation waits for company before it commits alone."""
 
 _MANY = object()
 """``_last_key`` of a commit that held several threads' operations."""
@@ -75,7 +88,7 @@ def _is_busy(exc: sqlite3.OperationalError) -> bool:
 class _Op:
     """A queued operation and, once run, its outcome."""
 
-    __slots__ = ("done", "error", "fn", "future", "key", "loop", "result")
+    __slots__ = ("done", "error", "fn", "future", "key", "loop", "on_done", "result")
 
     def __init__(
         self,
@@ -83,11 +96,13 @@ class _Op:
         key: str | None = None,
         loop: asyncio.AbstractEventLoop | None = None,
         future: asyncio.Future[object] | None = None,
+        on_done: OnDone | None = None,
     ) -> None:
         self.fn = fn
         self.key = key
         self.loop = loop
         self.future = future
+        self.on_done = on_done
         self.done = False
         self.result: object = None
         self.error: BaseException | None = None
@@ -96,6 +111,12 @@ class _Op:
 def _resolve(ops: list[_Op]) -> None:
     """Complete the futures of ``ops`` (on their event loop's thread)."""
     for op in ops:
+        if op.on_done is not None:
+            # Synchronously, in batch order, before any awaiter of the batch resumes.
+            try:
+                op.on_done(op.result, op.error)
+            except Exception:
+                logger.exception("an on_done callback of the SQLite writer failed")
         fut = op.future
         if fut is None or fut.done():  # the awaiting task was cancelled
             continue
@@ -118,6 +139,7 @@ class GroupCommitWriter:
         wal_checkpoint: Opens a separate connection for background WAL checkpoints, or
             ``None`` to leave checkpointing to SQLite's auto-checkpoint.
         wal_checkpoint_interval: Minimum seconds between background WAL checkpoints.
+        later_delay: Longest a ``when="later"`` operation waits for a commit to join.
     """
 
     def __init__(
@@ -128,6 +150,7 @@ class GroupCommitWriter:
         busy_timeout: float,
         wal_checkpoint: Callable[[], sqlite3.Connection] | None = None,
         wal_checkpoint_interval: float = 1.0,
+        later_delay: float = LATER_DELAY,
     ) -> None:
         self._conn = conn
         self._mode: WriterMode = mode
@@ -141,6 +164,9 @@ class GroupCommitWriter:
         self._state_lock = threading.Lock()
         self._queue: deque[_Op] = deque()
         self._scheduled: set[asyncio.AbstractEventLoop] = set()
+        # The pending backstop timer for "later" operations, per loop.
+        self._later: dict[asyncio.AbstractEventLoop, asyncio.TimerHandle] = {}
+        self._later_delay = later_delay
         self._thread_active = False
         self._closed = False
         # The thread (key) of the last commit if it held one thread's operations, else
@@ -173,18 +199,39 @@ class GroupCommitWriter:
             when: ``"soon"``: commit with whatever else is submitted before the loop
                 comes around. ``"now"``: in loop mode, commit right away if everything
                 queued belongs to ``key`` (the returned future is then already done and
-                awaiting it does not suspend), else like ``"soon"``.
+                awaiting it does not suspend), else like ``"soon"``. ``"later"``: do not
+                ask for a commit; join the next one (e.g. of the checkpoint that follows,
+                which then still commits at once if everything queued belongs to its
+                thread), or commit alone after ``later_delay`` seconds if none comes.
         """
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[object] = loop.create_future()
-        op = _Op(fn, key, loop, fut)
+        self._enqueue(_Op(fn, key, loop, fut), loop, when)
+        return fut
+
+    def submit_callback(
+        self, fn: WriteFn | None, on_done: OnDone, *, key: str | None = None, when: When = "soon"
+    ) -> None:
+        """Queue ``fn`` like :meth:`submit_async`, reporting to ``on_done`` instead of a future.
+
+        ``on_done(result, error)`` runs on the loop's thread as soon as the operation's
+        transaction committed (or failed): synchronously, in queue order with the other
+        operations of its batch, before any task awaiting one of them resumes. A caller
+        can so act on the commit (e.g. publish what it made durable) before a run waiting
+        for the same commit moves on.
+        """
+        loop = asyncio.get_running_loop()
+        self._enqueue(_Op(fn, key, loop, None, on_done), loop, when)
+
+    def _enqueue(self, op: _Op, loop: asyncio.AbstractEventLoop, when: When) -> None:
+        key = op.key
         with self._state_lock:
             if self._closed:
                 raise WriterClosedError("the checkpointer is closed")
             queue = self._queue
             if self._thread_active:
                 queue.append(op)  # the writer thread drains the queue before it stops
-                return fut
+                return
             # A run's checkpoint is the last thing of its superstep: its tasks' writes
             # are queued already, and under durability="sync" the run waits for it. If
             # this run is the only one writing, no other run would share the commit, so
@@ -200,9 +247,16 @@ class GroupCommitWriter:
                 and all(o.key == key for o in queue)
             )
             queue.append(op)
+            if when == "later":
+                # Queue order is commit order either way; only the moment differs. The
+                # timer is a backstop so that nothing waits long for a commit to join.
+                if loop in self._scheduled or loop in self._later:
+                    return
+                self._later[loop] = loop.call_later(self._later_delay, self._flush_later, loop)
+                return
             if not inline:
                 if loop in self._scheduled:
-                    return fut
+                    return
                 self._scheduled.add(loop)
         if inline:
             self._flush_now(loop)
@@ -212,7 +266,6 @@ class GroupCommitWriter:
             # and concurrent runs do the same; deferring the flush by one turn of the
             # ready queue lets them share a commit.
             loop.call_soon(self._flush_from_loop, loop)
-        return fut
 
     def run_sync(self, fn: WriteFn | None) -> object:
         """Run ``fn`` in a committed transaction from any thread and return its result.
@@ -235,6 +288,21 @@ class GroupCommitWriter:
         if op.error is not None:
             raise op.error
         return op.result
+
+    def run_outside_transaction(self, fn: WriteFn) -> object:
+        """Run ``fn`` on the writer connection outside any transaction and return its result.
+
+        For connection settings that are no-ops inside a transaction (``PRAGMA
+        foreign_keys``) by another component sharing this writer. Blocks until the batch
+        being committed, if any, is done; queued operations stay queued.
+        """
+        with self._state_lock:
+            if self._closed:
+                raise WriterClosedError("the checkpointer is closed")
+        # Every transaction runs start to end under _conn_lock, so holding it means none
+        # is open.
+        with self._conn_lock:
+            return fn(self._conn)
 
     async def wait_idle(self) -> None:
         """Wait until everything queued so far is committed (read-your-writes)."""
@@ -264,6 +332,13 @@ class GroupCommitWriter:
             batch.append(queue.popleft())
         return batch
 
+    def _flush_later(self, loop: asyncio.AbstractEventLoop) -> None:
+        with self._state_lock:
+            self._later.pop(loop, None)
+            if loop in self._scheduled:
+                return  # a flush is due at the next turn anyway
+        self._flush_from_loop(loop)
+
     def _flush_from_loop(self, loop: asyncio.AbstractEventLoop) -> None:
         with self._state_lock:
             self._scheduled.discard(loop)
@@ -286,6 +361,13 @@ class GroupCommitWriter:
                 batch = self._drain()
                 if not batch:
                     return
+                with self._state_lock:
+                    # This batch takes every "later" operation queued on this loop (only
+                    # the loop's thread queues them): their backstop timer would only
+                    # commit the next superstep's first operation alone.
+                    timer = self._later.pop(loop, None)
+                if timer is not None:
+                    timer.cancel()
                 if not self._execute_locked(batch, wait=False):
                     # Another connection holds the write lock. Put the batch back in
                     # front (only flushers, all under _conn_lock, take from the queue,

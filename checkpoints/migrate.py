@@ -17,8 +17,6 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Literal, LiteralString
 
-import aiosqlite
-
 from graph_runtime.errors import StoreError
 from graph_runtime.models import utcnow
 
@@ -98,11 +96,12 @@ def load_migrations(dialect: Dialect = "sqlite") -> list[Migration]:
     return [found[v] for v in sorted(found)]
 
 
-async def migrate(conn: aiosqlite.Connection, *, dialect: Dialect = "sqlite") -> list[int]:
+def migrate(conn: sqlite3.Connection, *, dialect: Dialect = "sqlite") -> list[int]:
     """Apply the pending migrations; return the versions applied now (empty: a no-op).
 
     ``conn`` must be in autocommit mode (``isolation_level=None``): each migration runs in
-    its own explicit ``BEGIN IMMEDIATE`` transaction.
+    its own explicit ``BEGIN IMMEDIATE`` transaction. It is a plain ``sqlite3`` connection:
+    migrations run once, at start-up, before the store takes any write.
 
     Raises:
         StoreError: a migration failed (it is rolled back whole), an applied file was edited,
@@ -114,15 +113,15 @@ async def migrate(conn: aiosqlite.Connection, *, dialect: Dialect = "sqlite") ->
     known = {m.version: m for m in migrations}
     current = "the migrations table"
     try:
-        await conn.execute(CREATE_MIGRATIONS_TABLE)
-        applied = {int(r[0]): str(r[2]) for r in await conn.execute_fetchall(SELECT_APPLIED)}
+        conn.execute(CREATE_MIGRATIONS_TABLE)
+        applied = {int(r[0]): str(r[2]) for r in conn.execute(SELECT_APPLIED).fetchall()}
         _check_applied(applied, known)
         done: list[int] = []
         for migration in migrations:
             if migration.version in applied:
                 continue
             current = migration.name
-            if await _apply(conn, migration):
+            if _apply(conn, migration):
                 done.append(migration.version)
         return done
     except sqlite3.Error as exc:
@@ -145,24 +144,24 @@ def _check_applied(applied: dict[int, str], known: dict[int, Migration]) -> None
             )
 
 
-async def _apply(conn: aiosqlite.Connection, migration: Migration) -> bool:
+def _apply(conn: sqlite3.Connection, migration: Migration) -> bool:
     # The statements are split before BEGIN so a malformed file fails before any write.
     statements = migration.statements()
     # BEGIN IMMEDIATE takes the write lock first, so another process migrating the same file
     # waits (busy_timeout) and then sees the version below instead of applying it twice.
-    await conn.execute(BEGIN_IMMEDIATE)
+    conn.execute(BEGIN_IMMEDIATE)
     try:
-        if await conn.execute_fetchall(SELECT_ONE_APPLIED, (migration.version,)):
-            await conn.execute(ROLLBACK)
+        if conn.execute(SELECT_ONE_APPLIED, (migration.version,)).fetchall():
+            conn.execute(ROLLBACK)
             return False
         for statement in statements:
-            await conn.execute(statement)
+            conn.execute(statement)
         row = (migration.version, migration.name, migration.checksum, utcnow().isoformat())
-        await conn.execute(INSERT_APPLIED, row)
-        await conn.execute(COMMIT)
+        conn.execute(INSERT_APPLIED, row)
+        conn.execute(COMMIT)
     except BaseException:
         # DDL is transactional in SQLite: a failed migration leaves no half-made schema.
         if conn.in_transaction:
-            await conn.execute(ROLLBACK)
+            conn.execute(ROLLBACK)
         raise
     return True

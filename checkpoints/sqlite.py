@@ -1,39 +1,52 @@
 """SQLite backend of the run store: WAL, one group-committing writer, one reader.
 
-``SqliteRunStore.open(path)`` takes an OS-level lock on ``<path>.lock`` (one process per
-database file; the kernel drops it when the process dies, even by kill -9), opens a writer
-connection (WAL, ``synchronous=NORMAL``, ``busy_timeout``, foreign keys) and a separate
-read-only connection, and applies the migrations. Every write is a job on the
-:class:`~checkpoints._store_writer.GroupCommitWriter`: it returns once committed, and
-concurrent writes share one transaction. The LangGraph checkpointer lives in the same file
-with its own tables; this module only touches ``workflows``, ``runs``, ``steps``, ``logs``,
-``events`` and ``graph_runtime_migrations``.
+``SqliteRunStore.connect(path)`` takes an OS-level lock on ``<path>.lock`` (one process per
+database file; the kernel drops it when the process dies, even by kill -9), applies the
+migrations, and opens a read-only connection for reads. Every write is a job (a plain
+``sqlite3`` function, see :mod:`checkpoints._sqlite_store_ops`) on a
+:class:`~checkpoints._sqlite_writer.GroupCommitWriter`; it returns once committed, and
+concurrent writes share one transaction. The writer is either
+
+* **shared** (``writer=saver.writer``, what :func:`checkpoints.storage.open_runtime_storage` does
+  with ``FastSqliteSaver``): the store's jobs go into the checkpointer's own queue and
+  transactions, on its one connection. A superstep's step records (queued by the node, before
+  LangGraph saves the task's writes) commit in the same transaction as its checkpoint, or
+  an earlier one; no second connection competes for the write lock; or
+* **its own** (no ``writer``): its own connection, committing on the event loop (``NORMAL``)
+  or on a writer thread (``FULL``), e.g. beside LangGraph's ``AsyncSqliteSaver``.
+
+Reads run on the event loop with the stdlib driver: small indexed lookups that in WAL mode
+never wait for a writer. The checkpointer's tables live in the same file; this module only
+touches ``workflows``, ``runs``, ``steps``, ``logs``, ``events``, ``graph_runtime_migrations``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
-import logging
 import os
 import sqlite3
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
-from typing import Any, Literal, LiteralString, TypeVar
+from typing import Any, Literal, LiteralString, TypeVar, cast
 
-import aiosqlite
-
+from checkpoints import _sqlite_store_ops as ops
+from checkpoints import _sqlite_store_setup as setup
 from checkpoints import _sqlite_store_sql as sql
-from checkpoints._store_writer import GroupCommitWriter, Job, WriterStats
-from checkpoints.migrate import migrate
+from checkpoints._sqlite_store_setup import WriterStats, lock_database, unlock_database
+from checkpoints._sqlite_writer import (
+    GroupCommitWriter,
+    OnDone,
+    When,
+    WriteFn,
+    WriterClosedError,
+)
 from checkpoints.store import (
     LogRecord,
     RunRecord,
     StoredWorkflow,
-    apply_run_changes,
-    dt_to_db,
     event_from_row,
     event_to_row,
     json_dumps,
@@ -41,52 +54,13 @@ from checkpoints.store import (
     step_from_row,
     step_to_row,
 )
-from graph_runtime.errors import (
-    ConflictError,
-    InvalidTransition,
-    RunNotFound,
-    StoreError,
-    WorkflowNotFound,
-)
-from graph_runtime.models import Event, TaskStatus, TaskStepResult, utcnow
-from graph_runtime.state_machine import check_transition
+from graph_runtime.errors import RunNotFound, StoreError, WorkflowNotFound
+from graph_runtime.models import Event, TaskStatus, TaskStepResult
 
-__all__ = ["SqliteRunStore"]
+__all__ = ["SqliteRunStore", "WriterStats", "lock_database", "unlock_database"]
 
-logger = logging.getLogger(__name__)
 _T = TypeVar("_T")
 Row = dict[str, Any]
-
-
-def _lock(db: Path) -> int:
-    """Take the OS-level exclusive lock on ``<db>.lock``; the kernel drops it if we die."""
-    lock_path = db.with_name(db.name + ".lock")
-    try:
-        # os.open descriptors are not inherited by child processes (O_CLOEXEC since 3.4),
-        # so a subprocess we spawn never keeps the lock alive after we exit.
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError as exc:
-        raise StoreError(f"cannot create the lock file {lock_path}: {exc}") from exc
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError as exc:
-        os.close(fd)
-        raise StoreError(
-            f"another graph-runtime process is using {db}; stop it or use another --db"
-        ) from exc
-    # The pid is for people reading the file; the flock is the lock. The file is never
-    # deleted: unlinking it would let a third process lock a fresh inode beside ours.
-    os.ftruncate(fd, 0)
-    os.write(fd, f"{os.getpid()}\n".encode())
-    return fd
-
-
-async def _connect(db: Path, busy_timeout_ms: int) -> aiosqlite.Connection:
-    # isolation_level=None: no implicit BEGIN; every transaction is an explicit BEGIN IMMEDIATE.
-    # timeout= is sqlite3_busy_timeout: lock waits retry for that long before SQLITE_BUSY.
-    conn = await aiosqlite.connect(db, timeout=busy_timeout_ms / 1000, isolation_level=None)
-    conn.row_factory = sqlite3.Row
-    return conn
 
 
 class SqliteRunStore:
@@ -96,23 +70,34 @@ class SqliteRunStore:
         self,
         *,
         path: Path,
-        writer: aiosqlite.Connection,
-        reader: aiosqlite.Connection,
+        writer: GroupCommitWriter,
+        reader: sqlite3.Connection,
+        own_connection: sqlite3.Connection | None,
         lock_fd: int | None,
     ) -> None:
         self.path = path
         self._writer = writer
         self._reader = reader
+        self._own_connection = own_connection
         self._lock_fd = lock_fd
         self._closed = False
-        self._writes = GroupCommitWriter(
-            writer, insert_records=_insert_records, name=f"run-store-writer:{path}"
-        )
+        self._stats = WriterStats()
+        # run id → thread id of the runs this process writes for. The writer commits a
+        # checkpoint at once when every queued operation is of its thread, so our jobs carry
+        # the run's thread id as their key (the run id when not known: the runtime uses it
+        # as the thread id).
+        self._threads: dict[str, str] = {}
 
     @property
     def stats(self) -> WriterStats:
-        """Counters of the group-committing writer."""
-        return self._writes.stats
+        """Counters of the writer (``transactions`` includes a sharing checkpointer's)."""
+        self._stats.transactions = self._writer.commits
+        return self._stats
+
+    @property
+    def shares_writer(self) -> bool:
+        """True when the store commits in the checkpointer's transactions."""
+        return self._own_connection is None
 
     @classmethod
     async def connect(
@@ -122,15 +107,20 @@ class SqliteRunStore:
         busy_timeout_ms: int = 5000,
         lock: bool = True,
         synchronous: Literal["NORMAL", "FULL"] = "NORMAL",
+        writer: GroupCommitWriter | None = None,
     ) -> SqliteRunStore:
         """Open the store (create, lock, migrate); call :meth:`close` when done.
 
         Args:
             path: the database file; parent folders are created.
-            busy_timeout_ms: how long a statement waits for another connection's lock.
-            lock: take the process lock on ``<path>.lock`` (off only for tools and tests).
+            busy_timeout_ms: how long a write or a read waits for another connection's lock.
+            lock: take the process lock on ``<path>.lock`` (off for tools, tests, and
+                :func:`checkpoints.storage.open_runtime_storage`, which takes it itself).
             synchronous: ``NORMAL`` survives a killed process (kill -9); ``FULL`` also
-                survives power loss, at the price of an fsync per commit.
+                survives power loss, at the price of an fsync per commit. Ignored with a
+                shared ``writer``: its connection's setting applies.
+            writer: commit through this writer (``FastSqliteSaver.writer``) instead of a
+                connection of the store's own; the store does not close it.
 
         Raises:
             StoreError: another process holds the lock, or the database cannot be opened or
@@ -141,32 +131,44 @@ class SqliteRunStore:
             db.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StoreError(f"cannot create the folder of {db}: {exc}") from exc
-        lock_fd = _lock(db) if lock else None
-        writer: aiosqlite.Connection | None = None
-        reader: aiosqlite.Connection | None = None
+        lock_fd = setup.lock_database(db) if lock else None
+        own: sqlite3.Connection | None = None
+        reader: sqlite3.Connection | None = None
         try:
-            writer = await _connect(db, busy_timeout_ms)
-            rows = await writer.execute_fetchall(sql.PRAGMA_WAL)
-            if next(iter(rows))[0] != "wal":
-                logger.warning("SQLite refused WAL mode for %s", db, extra={"action": "open"})
-            sync = sql.PRAGMA_SYNC_FULL if synchronous == "FULL" else sql.PRAGMA_SYNC_NORMAL
-            await writer.execute(sync)
-            await writer.execute(sql.PRAGMA_FOREIGN_KEYS)
-            await migrate(writer)
-            reader = await _connect(db, busy_timeout_ms)
+            if writer is None:
+                own = setup.connect(db, busy_timeout_ms)
+                setup.prepare(own, db, synchronous)
+                # From here the writer never sleeps inside SQLite: the group-commit writer
+                # does its own waiting for the lock, and only off the event loop.
+                own.execute(sql.PRAGMA_NO_BUSY_TIMEOUT)
+                writer = GroupCommitWriter(
+                    own,
+                    mode="thread" if synchronous == "FULL" else "loop",
+                    busy_timeout=busy_timeout_ms / 1000,
+                    wal_checkpoint=partial(setup.connect, db, 0),
+                )
+            else:
+                # The shared connection has no busy timeout (see above): migrate on one that
+                # waits, then switch foreign keys on for our jobs.
+                with contextlib.closing(setup.connect(db, busy_timeout_ms)) as migrating:
+                    setup.prepare(migrating, db, None)
+                writer.run_outside_transaction(setup.enable_foreign_keys)
+            reader = setup.connect(db, busy_timeout_ms)
+            reader.row_factory = sqlite3.Row
             # query_only: a bug that writes through the reader fails instead of racing the writer.
-            await reader.execute(sql.PRAGMA_QUERY_ONLY)
+            reader.execute(sql.PRAGMA_QUERY_ONLY)
         except BaseException as exc:
-            for conn in (reader, writer):
+            if own is not None and writer is not None:
+                writer.close()
+            for conn in (reader, own):
                 if conn is not None:
-                    with contextlib.suppress(Exception):
-                        await conn.close()
+                    conn.close()
             if lock_fd is not None:
-                os.close(lock_fd)
-            if isinstance(exc, sqlite3.Error):
+                setup.unlock_database(lock_fd)
+            if isinstance(exc, sqlite3.Error | WriterClosedError):
                 raise StoreError(f"cannot open the run store {db}: {exc}") from exc
             raise
-        return cls(path=db, writer=writer, reader=reader, lock_fd=lock_fd)
+        return cls(path=db, writer=writer, reader=reader, own_connection=own, lock_fd=lock_fd)
 
     @classmethod
     @asynccontextmanager
@@ -177,10 +179,11 @@ class SqliteRunStore:
         busy_timeout_ms: int = 5000,
         lock: bool = True,
         synchronous: Literal["NORMAL", "FULL"] = "NORMAL",
+        writer: GroupCommitWriter | None = None,
     ) -> AsyncIterator[SqliteRunStore]:
         """Open the store for the ``async with`` block; see :meth:`connect` for the arguments."""
         store = await cls.connect(
-            path, busy_timeout_ms=busy_timeout_ms, lock=lock, synchronous=synchronous
+            path, busy_timeout_ms=busy_timeout_ms, lock=lock, synchronous=synchronous, writer=writer
         )
         try:
             yield store
@@ -188,59 +191,58 @@ class SqliteRunStore:
             await store.close()
 
     async def close(self) -> None:
-        """Commit every queued write, close both connections and release the lock."""
+        """Commit every queued write, close the connections and release the lock."""
         if self._closed:
             return
         self._closed = True  # From here new writes are refused; queued ones still commit.
         try:
-            await self._writes.close()
+            with contextlib.suppress(WriterClosedError):
+                await self._writer.wait_idle()
+            if self._own_connection is not None:
+                self._writer.close()
+                self._own_connection.close()
+            self._reader.close()
+        except sqlite3.Error as exc:
+            raise StoreError(f"closing the run store failed: {exc}") from exc
         finally:
-            try:
-                await self._reader.close()
-                await self._writer.close()
-            except sqlite3.Error as exc:
-                raise StoreError(f"closing the run store failed: {exc}") from exc
-            finally:
-                if self._lock_fd is not None:
-                    os.close(self._lock_fd)  # releases the flock
-                    self._lock_fd = None
+            if self._lock_fd is not None:
+                setup.unlock_database(self._lock_fd)
+                self._lock_fd = None
 
     # -- workflows -------------------------------------------------------------------------
 
     async def put_workflow(
         self, workflow_id: str, definition: dict[str, Any], content_hash: str
     ) -> StoredWorkflow:
-        row = dict(
-            workflow_id=workflow_id, definition=json_dumps(definition), content_hash=content_hash
+        # Most puts re-save an unchanged definition (every submit of a document does): read
+        # first, and write only when the latest stored version differs. Versions are never
+        # changed once stored, so a matching latest is the answer the write would give.
+        latest = self._read(sql.SELECT_WORKFLOW_LATEST, (workflow_id,))
+        if latest and latest[0]["content_hash"] == content_hash:
+            return StoredWorkflow.from_row(latest[0])
+        body = partial(
+            ops.put_workflow,
+            workflow_id=workflow_id,
+            definition=json_dumps(definition),
+            content_hash=content_hash,
         )
-
-        async def body(conn: aiosqlite.Connection) -> StoredWorkflow:
-            # Inside the write transaction, so two puts cannot both take version max+1.
-            latest = list(await conn.execute_fetchall(sql.SELECT_WORKFLOW_LATEST, (workflow_id,)))
-            if latest and latest[0]["content_hash"] == content_hash:
-                return StoredWorkflow.from_row(dict(latest[0]))
-            new = {**row, "version": latest[0]["version"] + 1 if latest else 1}
-            new["created_at"] = dt_to_db(utcnow())
-            await conn.execute(sql.INSERT_WORKFLOW, new)
-            return StoredWorkflow.from_row(new)
-
         return await self._write(body)
 
     async def get_workflow(self, workflow_id: str, version: int | None = None) -> StoredWorkflow:
         if version is None:
-            rows = await self._read(sql.SELECT_WORKFLOW_LATEST, (workflow_id,))
+            rows = self._read(sql.SELECT_WORKFLOW_LATEST, (workflow_id,))
         else:
-            rows = await self._read(sql.SELECT_WORKFLOW_VERSION, (workflow_id, version))
+            rows = self._read(sql.SELECT_WORKFLOW_VERSION, (workflow_id, version))
         if not rows:
             which = "" if version is None else f" version {version}"
             raise WorkflowNotFound(f"no workflow {workflow_id!r}{which}")
         return StoredWorkflow.from_row(rows[0])
 
     async def list_workflows(self) -> list[StoredWorkflow]:
-        return [StoredWorkflow.from_row(r) for r in await self._read(sql.LIST_WORKFLOWS, ())]
+        return [StoredWorkflow.from_row(r) for r in self._read(sql.LIST_WORKFLOWS, ())]
 
     async def workflow_versions(self, workflow_id: str) -> list[int]:
-        rows = await self._read(sql.SELECT_WORKFLOW_VERSIONS, (workflow_id,))
+        rows = self._read(sql.SELECT_WORKFLOW_VERSIONS, (workflow_id,))
         return [int(r["version"]) for r in rows]
 
     # -- runs ------------------------------------------------------------------------------
@@ -248,22 +250,14 @@ class SqliteRunStore:
     async def create_run(self, run: RunRecord, event: Event) -> tuple[RunRecord, bool]:
         if run.status is not TaskStatus.PENDING:
             raise ValueError(f"a new run must be pending, not {run.status.value}")
-        _check_run_id(run.run_id, [event])
-        row, event_row = run.to_row(), event_to_row(event)
-
-        async def body(conn: aiosqlite.Connection) -> tuple[RunRecord, bool]:
-            cursor = await conn.execute(sql.INSERT_RUN, row)
-            if cursor.rowcount == 0:
-                # The id is an idempotency key: a repeated create returns the first run and
-                # writes nothing. Serialised by the writer, so exactly one create wins.
-                return await _load_run(conn, run.run_id), False
-            await _insert_event(conn, event_row)
-            return RunRecord.from_row(row), True
-
-        return await self._write(body)
+        ops.check_run_id(run.run_id, [event])
+        body = partial(ops.create_run, row=run.to_row(), event_row=event_to_row(event))
+        stored, created = await self._write(body, run.run_id)
+        self._threads[stored.run_id] = stored.thread_id
+        return stored, created
 
     async def get_run(self, run_id: str) -> RunRecord:
-        rows = await self._read(sql.SELECT_RUN, (run_id,))
+        rows = self._read(sql.SELECT_RUN, (run_id,))
         if not rows:
             raise RunNotFound(f"no run {run_id!r}")
         return RunRecord.from_row(rows[0])
@@ -280,7 +274,7 @@ class SqliteRunStore:
             raise ValueError("limit and offset must be >= 0")
         statuses = None if status is None else json_dumps([TaskStatus(s).value for s in status])
         params = dict(statuses=statuses, workflow_id=workflow_id, limit=limit, offset=offset)
-        return [RunRecord.from_row(r) for r in await self._read(sql.LIST_RUNS, params)]
+        return [RunRecord.from_row(r) for r in self._read(sql.LIST_RUNS, params)]
 
     async def transition(
         self,
@@ -289,47 +283,35 @@ class SqliteRunStore:
         event: Event,
         *,
         expected: Collection[TaskStatus] | None = None,
+        followed_by: Sequence[Event] = (),
         **fields: Any,
     ) -> RunRecord:
-        _check_run_id(run_id, [event])
+        ops.check_run_id(run_id, [event, *followed_by])
         new = TaskStatus(new)  # a plain "running" works too
         allowed = None if expected is None else frozenset(TaskStatus(s) for s in expected)
-        event_row = event_to_row(event)
-
-        async def body(conn: aiosqlite.Connection) -> RunRecord:
-            # Read and write in the same write transaction: nothing can change the status
-            # between the check and the update (compare-and-set).
-            current = await _load_run(conn, run_id)
-            if allowed is not None and current.status not in allowed:
-                wanted = " or ".join(sorted(s.value for s in allowed))
-                raise InvalidTransition(
-                    current.status, new, f"the run is {current.status.value}, not {wanted}"
-                )
-            check_transition(current.status, new)
-            row = apply_run_changes(current, fields, now=utcnow(), new_status=new).to_row()
-            await conn.execute(sql.UPDATE_RUN, row)
-            await _insert_event(conn, event_row)
-            return RunRecord.from_row(row)
-
-        return await self._write(body)
+        body = partial(
+            ops.transition,
+            run_id=run_id,
+            new=new,
+            allowed=allowed,
+            fields=fields,
+            event_rows=[event_to_row(e) for e in (event, *followed_by)],
+        )
+        # The job is queued before this coroutine first suspends: a caller that awaits it
+        # right after queuing other writes of the run gets them committed first, in order.
+        record = await self._write(body, run_id)
+        if record.status.is_terminal:
+            self._threads.pop(run_id, None)
+        else:
+            self._threads[run_id] = record.thread_id
+        return record
 
     async def update_run(self, run_id: str, **fields: Any) -> None:
-        async def body(conn: aiosqlite.Connection) -> None:
-            current = await _load_run(conn, run_id)
-            await conn.execute(
-                sql.UPDATE_RUN, apply_run_changes(current, fields, now=utcnow()).to_row()
-            )
-
-        await self._write(body)
+        await self._write(partial(ops.update_run, run_id=run_id, fields=fields), run_id)
 
     async def delete_run(self, run_id: str) -> None:
-        async def body(conn: aiosqlite.Connection) -> None:
-            # foreign_keys=ON: the steps, logs and events go with the run (ON DELETE CASCADE).
-            cursor = await conn.execute(sql.DELETE_RUN, (run_id,))
-            if cursor.rowcount == 0:
-                raise RunNotFound(f"no run {run_id!r}")
-
-        await self._write(body)
+        await self._write(partial(ops.delete_run, run_id=run_id), run_id)
+        self._threads.pop(run_id, None)
 
     # -- steps, logs, events ---------------------------------------------------------------
 
@@ -353,90 +335,115 @@ class SqliteRunStore:
             ValueError: a record belongs to another run.
             StoreError: the database failed.
         """
-        _check_run_id(run_id, [*events, *steps, *logs])
-        if not (events or steps or logs):
-            return
-        # Rows are built here, in the caller's task, to keep JSON encoding off the writer.
-        job = Job(
-            future=asyncio.get_running_loop().create_future(),
-            run_id=run_id,
-            events=[event_to_row(e) for e in events],
-            steps=[step_to_row(run_id, s) for s in steps],
-            logs=[log.to_row() for log in logs],
-        )
-        await self._writes.record(job)
+        if events or steps or logs:
+            await self.record_nowait(run_id, events=events, steps=steps, logs=logs)
+
+    def record_nowait(
+        self,
+        run_id: str,
+        *,
+        events: Sequence[Event] = (),
+        steps: Sequence[TaskStepResult] = (),
+        logs: Sequence[LogRecord] = (),
+        lazy: bool = False,
+        on_done: Callable[[BaseException | None], None] | None = None,
+    ) -> asyncio.Future[None]:
+        """Queue what :meth:`record` writes, now; the future resolves once it committed.
+
+        Writes queued one after another commit in that order (and with a shared writer, no
+        later than a checkpoint queued after them). With nothing to write it is a barrier:
+        the future resolves once everything queued before it committed. Must be called on
+        the event loop.
+
+        Args:
+            run_id: The run.
+            events: Its events.
+            steps: Its step records.
+            logs: Its log lines.
+            lazy: Ask for no commit of its own: join the next one (a node's step record
+                joins its superstep's checkpoint), or commit after a short delay.
+            on_done: Called with ``None`` or the error as soon as the write committed or
+                failed, with the future already resolved, before anything that waits for
+                the same commit resumes (e.g. a run waiting for its checkpoint).
+
+        Raises:
+            ValueError: a record belongs to another run (at once).
+            StoreError: the store is closed (at once); the database failed (the future).
+        """
+        ops.check_run_id(run_id, [*events, *steps, *logs])
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        fn: WriteFn | None = None
+        if events or steps or logs:
+            # Rows are built here, in the caller's task: the transaction only runs SQL.
+            body = partial(
+                ops.insert_records,
+                events=[event_to_row(e) for e in events],
+                steps=[step_to_row(run_id, s) for s in steps],
+                logs=[log.to_row() for log in logs],
+            )
+            fn = ops.job(body, run_id)
+            self._stats.record_calls += 1
+        elif lazy:
+            done.set_result(None)
+            if on_done is not None:
+                on_done(None)
+            return done
+        self._submit(fn, run_id, partial(setup.settle, done, on_done), "later" if lazy else "soon")
+        return done
 
     async def events_after(self, run_id: str, after: int = 0, limit: int = 1000) -> list[Event]:
-        rows = await self._read(sql.SELECT_EVENTS_AFTER, (run_id, after, limit))
+        rows = self._read(sql.SELECT_EVENTS_AFTER, (run_id, after, limit))
         return [event_from_row(r) for r in rows]
 
     async def last_event_id(self, run_id: str) -> int:
-        return int((await self._read(sql.SELECT_LAST_EVENT_ID, (run_id,)))[0]["id"])
+        return int(self._read(sql.SELECT_LAST_EVENT_ID, (run_id,))[0]["id"])
+
+    async def last_step_seq(self, run_id: str) -> int:
+        return int(self._read(sql.SELECT_LAST_STEP_SEQ, (run_id,))[0]["seq"])
 
     async def steps(self, run_id: str) -> list[TaskStepResult]:
-        return [step_from_row(r) for r in await self._read(sql.SELECT_STEPS, (run_id,))]
+        return [step_from_row(r) for r in self._read(sql.SELECT_STEPS, (run_id,))]
 
     async def step_keys(self, run_id: str) -> set[tuple[str, int]]:
-        rows = await self._read(sql.SELECT_STEP_KEYS, (run_id,))
+        rows = self._read(sql.SELECT_STEP_KEYS, (run_id,))
         return {(str(r["task_id"]), int(r["attempt"])) for r in rows}
 
     async def logs(
         self, run_id: str, *, level: str | None = None, limit: int = 100, after: int = 0
     ) -> list[LogRecord]:
         minimum = 0 if level is None else log_level_no(level)
-        rows = await self._read(sql.SELECT_LOGS, (run_id, after, minimum, limit))
+        rows = self._read(sql.SELECT_LOGS, (run_id, after, minimum, limit))
         return [LogRecord.from_row(r) for r in rows]
 
     # -- plumbing --------------------------------------------------------------------------
 
-    async def _read(self, statement: LiteralString, params: Sequence[Any] | Row) -> list[Row]:
+    def _read(self, statement: LiteralString, params: Sequence[Any] | Row) -> list[Row]:
         if self._closed:
             raise StoreError("the run store is closed")
         try:
-            # execute_fetchall steps the statement to the end, which ends its read
-            # transaction; a half-read cursor would pin an old WAL snapshot.
-            rows = await self._reader.execute_fetchall(statement, params)
+            # fetchall steps the statement to the end, which ends its read transaction; a
+            # half-read cursor would pin an old WAL snapshot.
+            rows = self._reader.execute(statement, params).fetchall()
         except sqlite3.Error as exc:
             raise StoreError(f"reading the run store failed: {exc}") from exc
         return [dict(r) for r in rows]
 
-    async def _write(self, body: Callable[[aiosqlite.Connection], Awaitable[_T]]) -> _T:
+    def _submit(
+        self, fn: WriteFn | None, run_id: str, on_done: OnDone, when: When = "soon"
+    ) -> None:
         if self._closed:
             raise StoreError("the run store is closed")
-        return await self._writes.run(body)
+        self._stats.jobs += fn is not None
+        try:
+            self._writer.submit_callback(
+                fn, on_done, key=self._threads.get(run_id, run_id), when=when
+            )
+        except WriterClosedError as exc:
+            raise StoreError("the run store is closed") from exc
 
-
-def _check_run_id(run_id: str, records: Sequence[Event | TaskStepResult | LogRecord]) -> None:
-    for rec in records:
-        if rec.run_id is not None and rec.run_id != run_id:
-            raise ValueError(f"a record of run {rec.run_id!r} was given for run {run_id!r}")
-
-
-async def _load_run(conn: aiosqlite.Connection, run_id: str) -> RunRecord:
-    rows = list(await conn.execute_fetchall(sql.SELECT_RUN, (run_id,)))
-    if not rows:
-        raise RunNotFound(f"no run {run_id!r}")
-    return RunRecord.from_row(dict(rows[0]))
-
-
-async def _insert_event(conn: aiosqlite.Connection, row: Row) -> None:
-    try:
-        await conn.execute(sql.INSERT_EVENT, row)
-    except sqlite3.IntegrityError as exc:
-        if "UNIQUE" not in str(exc):
-            raise
-        raise ConflictError(f"event {row['id']} of run {row['run_id']!r} already exists") from exc
-
-
-async def _insert_records(conn: aiosqlite.Connection, group: list[Job]) -> None:
-    events = [row for job in group for row in job.events]
-    steps = [row for job in group for row in job.steps]
-    logs = [row for job in group for row in job.logs]
-    # One executemany per table for the whole group: a handful of thread hops per batch
-    # instead of one per row.
-    if events:
-        await conn.executemany(sql.INSERT_EVENT_IDEMPOTENT, events)
-    if steps:
-        await conn.executemany(sql.INSERT_STEP, steps)
-    if logs:
-        await conn.executemany(sql.INSERT_LOG, logs)
+    async def _write(self, body: Callable[[sqlite3.Connection], _T], run_id: str = "") -> _T:
+        done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        # Queued before the first suspension, so writes keep the order of the calls. If the
+        # caller is cancelled while it waits, the job stays queued and is still committed.
+        self._submit(ops.job(body, run_id), run_id, partial(setup.settle, done, None))
+        return cast(_T, await done)

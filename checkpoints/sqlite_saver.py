@@ -275,6 +275,16 @@ class FastSqliteSaver(BaseCheckpointSaver[str]):
             await self._writer.wait_idle()
         self.close()
 
+    @property
+    def writer(self) -> GroupCommitWriter:
+        """The group-commit writer, for stores that commit in the saver's transactions.
+
+        Another component (the run store) may submit its own operations; they are
+        committed in submission order together with the saver's, so what it queues
+        before a checkpoint is durable no later than that checkpoint.
+        """
+        return self._writer
+
     def _open_checkpoint_connection(self) -> sqlite3.Connection:
         return sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=0)
 

@@ -10,9 +10,10 @@ backend stores the same shapes.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import datetime as dt
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypedDict
 
@@ -295,8 +296,9 @@ class LogRecord:
 class RunStore(Protocol):
     """Durable storage for workflows, runs and each run's steps, logs and events.
 
-    Every write is durable when its call returns. Every status change is one call,
-    :meth:`transition`, that writes the status and its event in one transaction.
+    Every write is durable when its call returns (:meth:`record_nowait`: when its future
+    resolves). Every status change is one call, :meth:`transition`, that writes the status
+    and its event in one transaction. Writes of one caller commit in the order it made them.
     Backend errors surface as ``StoreError`` (E006).
     """
 
@@ -344,12 +346,15 @@ class RunStore(Protocol):
         event: Event,
         *,
         expected: Collection[TaskStatus] | None = None,
+        followed_by: Sequence[Event] = (),
         **fields: Any,
     ) -> RunRecord:
         """Compare-and-set the status, update ``fields`` and insert ``event``, atomically.
 
-        Raises ``RunNotFound``; ``InvalidTransition`` if the current status is not in
-        ``expected`` or the move is illegal; ``ConflictError`` if the event id is taken.
+        ``followed_by`` events (a terminal status's ``end``) are inserted after ``event`` in
+        the same transaction. Raises ``RunNotFound``; ``InvalidTransition`` if the current
+        status is not in ``expected`` or the move is illegal; ``ConflictError`` if an event
+        id is taken.
         """
         ...
 
@@ -368,12 +373,36 @@ class RunStore(Protocol):
         """Durably store events, steps and logs of a run; a replay never duplicates them."""
         ...
 
+    def record_nowait(
+        self,
+        run_id: str,
+        *,
+        events: Sequence[Event] = (),
+        steps: Sequence[TaskStepResult] = (),
+        logs: Sequence[LogRecord] = (),
+        lazy: bool = False,
+        on_done: Callable[[BaseException | None], None] | None = None,
+    ) -> asyncio.Future[None]:
+        """Queue what :meth:`record` writes before returning; the future resolves once durable.
+
+        Writes queued one after another commit in that order; with nothing to write, the
+        future resolves once everything queued before committed. ``lazy``: the write may
+        wait a moment for other writes to share its commit. ``on_done(error)`` is called
+        as soon as the write committed or failed (the future already resolved), before
+        whatever waits for the same commit resumes. Must be called on the event loop.
+        """
+        ...
+
     async def events_after(self, run_id: str, after: int = 0, limit: int = 1000) -> list[Event]:
         """Events with ``id > after``, ascending, at most ``limit``."""
         ...
 
     async def last_event_id(self, run_id: str) -> int:
         """The highest event id of a run, 0 when it has none."""
+        ...
+
+    async def last_step_seq(self, run_id: str) -> int:
+        """The highest step ``seq`` of a run, 0 when it has none."""
         ...
 
     async def steps(self, run_id: str) -> list[TaskStepResult]:

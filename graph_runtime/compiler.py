@@ -24,6 +24,7 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.cache.base import BaseCache
 from langgraph.cache.memory import InMemoryCache
 from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.config import get_config
 from langgraph.errors import GraphBubbleUp
 from langgraph.graph import END, StateGraph
 from langgraph.graph.message import add_messages
@@ -102,6 +103,8 @@ REDUCERS: dict[str, Callable[[Any, Any], Any] | None] = {
 
 #: Node types whose LLM tokens are streamed (LangGraph's ``messages`` mode).
 _TOKEN_NODE_TYPES = frozenset({"llm", "subgraph"})
+#: Node types that run a child graph, whose chunks stream with ``subgraphs=True``.
+_SUBGRAPH_NODE_TYPES = frozenset({"subgraph"})
 
 _CODE_ERRORS: dict[ErrorCode, type[GraphRuntimeError]] = {
     ErrorCode.VALIDATION_ERROR: InputValidationError,
@@ -159,11 +162,22 @@ class CompiledWorkflow:
 
     @property
     def stream_modes(self) -> list[StreamMode]:
-        """The LangGraph stream modes a run needs (``messages`` costs a callback per node)."""
-        modes: list[StreamMode] = ["updates", "custom"]
+        """The LangGraph stream modes a run needs.
+
+        ``messages`` and ``subgraphs=True`` (like ``custom``) make LangGraph stream
+        concurrently, which costs CPU every step and commits a superstep's writes apart from
+        its checkpoint; they are asked for only when a node can use them. Chunks a node
+        writes with ``ctx.writer`` go to the recorder directly, so ``custom`` is never needed.
+        """
+        modes: list[StreamMode] = ["updates"]
         if any(t in _TOKEN_NODE_TYPES for t in self.node_types.values()):
             modes.append("messages")
         return modes
+
+    @property
+    def streams_subgraphs(self) -> bool:
+        """Whether a run streams with ``subgraphs=True`` (a node runs a child graph)."""
+        return any(t in _SUBGRAPH_NODE_TYPES for t in self.node_types.values())
 
     def initial_input(self, input_data: Mapping[str, Any]) -> dict[str, Any]:
         """The first update of a run: defaults, same-named input keys, and the raw input."""
@@ -389,7 +403,10 @@ class _Builder:
             expr = compile_expression(e.when) if e.when is not None else None
             compiled.append((expr, e.index, list(e.targets)))
 
-        def route(state: dict[str, Any], runtime: Runtime[RunContext]) -> list[str]:
+        # async although it never awaits: LangGraph runs a sync router on a worker thread,
+        # a thread hop per step for a few microseconds of CEL (nodes evaluate CEL on the loop
+        # too).
+        async def route(state: dict[str, Any], runtime: Runtime[RunContext]) -> list[str]:
             rc = runtime.context
             variables = {
                 "state": to_view(public_state(state)),
@@ -415,7 +432,7 @@ class _Builder:
     def _fan(self, map_id: str, target: str) -> Callable[..., Any]:
         after = [t for e in self.topo.outgoing(target) if not e.conditional for t in e.targets]
 
-        def fan(state: dict[str, Any]) -> list[Any]:
+        async def fan(state: dict[str, Any]) -> list[Any]:  # async: no thread hop (see route)
             items = (state.get(MAP_KEY) or {}).get(map_id) or []
             if not items:
                 return after or [END]  # nothing to map: carry on as if every item were done
@@ -461,6 +478,25 @@ class _Builder:
 
 def _log(recorder: EventRecorder, node_id: str, level: str, message: str) -> None:
     recorder.log(level, message, node_id)
+
+
+def _write_custom(recorder: EventRecorder, loop: asyncio.AbstractEventLoop, chunk: Any) -> None:
+    """``ctx.writer``: a custom chunk becomes an event at once (not via LangGraph's stream)."""
+    try:
+        # The namespace LangGraph's `custom` mode reports: the writing task's graph.
+        task_ns: str = get_config()["configurable"]["checkpoint_ns"]
+        namespace = tuple(task_ns.split("|")[:-1])
+    except (RuntimeError, KeyError):
+        namespace = ()
+    try:
+        running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+    except RuntimeError:
+        running = None
+    if running is loop:
+        recorder.custom(namespace, chunk)
+    else:
+        # Written from a worker thread: the recorder is only ever touched on the loop.
+        loop.call_soon_threadsafe(recorder.custom, namespace, chunk)
 
 
 def _record_sub(
@@ -530,7 +566,7 @@ class _NodeRunner:
                 run={**run_info, "attempt": attempt},
                 attempt=attempt,
                 extra=extra,
-                writer=runtime.stream_writer,
+                writer=partial(_write_custom, recorder, asyncio.get_running_loop()),
                 log=partial(_log, recorder, step_name),
                 services=rc.services,
                 record_step=partial(_record_sub, recorder, step_name, task_id, attempt),
@@ -576,8 +612,9 @@ class _NodeRunner:
                     error_code=code,
                     error_message=message,
                 )
-                # The record is durable before LangGraph hears of the outcome (seed 003).
-                await recorder.flush()
+                # The record is durable before LangGraph saves the outcome (seed 003):
+                # committed now, or queued ahead of the task's writes on the same writer.
+                await recorder.settle()
                 if not last and self.retry is not None:
                     await asyncio.sleep(backoff(self.retry, attempt))
                     continue
@@ -597,7 +634,7 @@ class _NodeRunner:
                 started_at=started,
                 result=result,
             )
-            await recorder.flush()
+            await recorder.settle()
             return self._to_langgraph(out)
 
     def _goto_for(self, branch: str | None) -> list[str] | None:

@@ -114,11 +114,19 @@ async def replay_then_live(
         if await is_finished():
             return
         while True:
-            try:
-                item = await asyncio.wait_for(sub.queue.get(), timeout=heartbeat)
-            except TimeoutError:
-                yield None
-                continue
+            queue = sub.queue
+            if not queue.empty():
+                item = queue.get_nowait()  # a burst: no timer to arm
+            else:
+                try:
+                    # asyncio.timeout, not wait_for: no task per event, so the subscriber
+                    # runs one loop turn after the publish (a pause it asks for lands before
+                    # the run's next superstep starts).
+                    async with asyncio.timeout(heartbeat):
+                        item = await queue.get()
+                except TimeoutError:
+                    yield None
+                    continue
             if item is None:
                 return
             if item.id <= last:

@@ -196,6 +196,8 @@ class EventType(StrEnum):
     TOKEN = "token"
     CUSTOM = "custom"
     INTERRUPT = "interrupt"
+    STREAM = "stream"
+    """A LangGraph stream chunk ``{mode, ns, data}`` a run on a thread asked to record."""
     END = "end"
 
 

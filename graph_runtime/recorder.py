@@ -1,15 +1,22 @@
 """The callback layer: node attempts and LangGraph stream chunks become step records and events.
 
-One ``EventRecorder`` per run. Node wrappers call ``step()`` when an attempt ends (so a record
-exists before the run pulls its next superstep); the run loop feeds LangGraph's ``custom``,
-``messages`` and ``updates`` chunks to ``on_chunk()``. Every event gets the next per-run id.
-A step is keyed by (task id, attempt): an attempt that is re-executed after a resume is not
-recorded twice.
+One ``EventRecorder`` per run. Node wrappers call ``step()`` when an attempt ends, then
+``settle()``, so the record is on its way to the store before LangGraph hears of the
+outcome; chunks a node writes (``ctx.writer``) come in through ``custom()``; the run loop
+feeds LangGraph's ``messages`` and ``updates`` chunks to ``on_chunk()``, then calls
+``settle()`` before it pulls the next chunk. Every event gets the next per-run id. A step is
+keyed by (task id, attempt): an attempt that is re-executed after a resume is not recorded
+twice.
 
-With a ``persist`` callback (the run store), ``flush()`` writes what was recorded, in event-id
-order, before publishing it; status changes go through ``transition()``, which flushes first
-and writes the status with its event in one store call, so a reader that replays the store by
-event id never sees a gap.
+With a ``persist`` callback (the run store's ``record_nowait``), records are queued with the
+store in event-id order and each event is published once its write committed, in id order.
+``settle()`` either waits for the commit (``await_steps``: the store commits apart from the
+checkpointer, so a step record must be durable before LangGraph saves the task's writes) or
+only queues the write (the store commits through the checkpointer's writer, in queue order:
+a record queued before a checkpoint is durable no later than that checkpoint, so waiting
+would only cost a commit of its own). Status changes go through ``transition()``, which
+flushes first and writes the status with its event (and a final ``end`` event) in one store
+call, so a reader that replays the store by event id never sees a gap.
 """
 
 from __future__ import annotations
@@ -23,22 +30,21 @@ from typing import Any
 from langchain_core.messages import AIMessage
 
 from checkpoints.store import LogRecord
+from graph_runtime._durable import DurableWrites, EventSink, PersistFn
 from graph_runtime.expressions import to_view
 from graph_runtime.models import ErrorCode, Event, EventType, TaskStatus, TaskStepResult, utcnow
 from graph_runtime.state_machine import check_transition
 
-__all__ = ["STEP_MARKER", "EventRecorder"]
+__all__ = ["STEP_MARKER", "ApplyFn", "EventRecorder", "PersistFn"]
 
 logger = logging.getLogger(__name__)
 
 #: Key of the ``custom`` chunks that carry our own records (kept out of ``custom`` events).
 STEP_MARKER = "__graph_runtime__"
 
-EventSink = Callable[[Event], None]
-PersistFn = Callable[
-    [Sequence[Event], Sequence[TaskStepResult], Sequence[LogRecord]], Awaitable[None]
-]
-ApplyFn = Callable[[Event], Awaitable[Any]]
+ApplyFn = Callable[[Event, Sequence[Event]], Awaitable[Any]]
+"""``apply(status_event, followed_by)``: writes the status change, its event and the events
+that follow it (a terminal status's ``end``) in one transaction (``RunStore.transition``)."""
 
 
 class EventRecorder:
@@ -57,6 +63,7 @@ class EventRecorder:
         persist: PersistFn | None = None,
         publish: EventSink | None = None,
         keep_steps: bool = True,
+        await_steps: bool = True,
     ) -> None:
         self.run_id = run_id
         self.expected_steps = expected_steps
@@ -66,11 +73,18 @@ class EventRecorder:
         self.persist = persist
         self.publish = publish
         self.keep_steps = keep_steps
+        self.await_steps = await_steps
+        """``settle()`` waits for the commit (else it only queues the write)."""
         self._out_events: list[Event] = []
         self._out_steps: list[TaskStepResult] = []
         self._out_logs: list[LogRecord] = []
+        # Writes queued with the store; each publishes its events once durable.
+        self._writes = DurableWrites(persist, publish) if persist is not None else None
         # One flush (or transition) at a time, in FIFO order: events commit in id order.
         self._lock = asyncio.Lock()
+        # Set while transition() holds a status event whose write is not queued yet: no
+        # write may be queued ahead of it (its id is lower), so submit() keeps records back.
+        self._in_transition = False
         self._event_id = last_event_id
         self._seq = last_seq
         self._seen: set[tuple[str, int]] = set(seen_keys)
@@ -82,13 +96,15 @@ class EventRecorder:
         self.output: Any = None
         self.has_output = False
         self.interrupts: list[dict[str, Any]] = []
+        self.interrupted = False
+        """An ``__interrupt__`` update was seen: the graph stopped at an interrupt or breakpoint."""
 
     # -- events -------------------------------------------------------------------------------
 
     def emit(self, type_: EventType, data: dict[str, Any]) -> Event:
         """Create the next event and hand it to the sink."""
         self._event_id += 1
-        event = Event(run_id=self.run_id, id=self._event_id, type=type_, data=data)
+        event = _event(self.run_id, self._event_id, type_, data)
         self.pending.append(event)
         if self.persist is not None or self.publish is not None:
             self._out_events.append(event)
@@ -96,32 +112,75 @@ class EventRecorder:
             self.sink(event)
         return event
 
+    def submit(self, *, lazy: bool = False) -> None:
+        """Queue what was recorded since the last call with the store; do not wait.
+
+        Without ``persist`` the events are published at once. Raises the error of a queued
+        write that failed since the last call.
+
+        Args:
+            lazy: The write asks for no commit of its own (it joins the next one).
+        """
+        writes = self._writes
+        if writes is not None:
+            writes.raise_failure()
+        if self._in_transition or not (self._out_events or self._out_steps or self._out_logs):
+            return
+        events, steps, logs = self._out_events, self._out_steps, self._out_logs
+        self._out_events, self._out_steps, self._out_logs = [], [], []
+        if writes is None:
+            if self.publish is not None:
+                for event in events:
+                    self.publish(event)
+            return
+        # No await from taking the records to queuing them: queue order is id order.
+        writes.queue(events, steps, logs, lazy=lazy)
+
+    async def settle(self) -> None:
+        """Make the run's records safe to move on from (called by nodes and the run loop).
+
+        With ``await_steps`` this is :meth:`flush`. Otherwise the store commits through the
+        checkpointer's writer in queue order, and queuing (:meth:`submit`) already makes
+        the records durable no later than the next checkpoint; a status change being
+        written makes it wait for the lock instead, so nothing is queued ahead of it.
+        """
+        if self.await_steps or self._in_transition:
+            await self.flush()
+        else:
+            self.submit(lazy=True)
+
     async def flush(self) -> None:
-        """Persist what was recorded since the last flush, then publish its events."""
-        if not (self._out_events or self._out_steps or self._out_logs):
+        """Queue what was recorded, wait until every queued write is durable, publish."""
+        writes = self._writes
+        if not (self._out_events or self._out_steps or self._out_logs) and not (
+            writes is not None and writes.pending
+        ):
+            if writes is not None:
+                writes.raise_failure()
             return
         async with self._lock:
             await self._flush_locked()
 
     async def _flush_locked(self) -> None:
-        events, steps, logs = self._out_events, self._out_steps, self._out_logs
-        if not (events or steps or logs):
-            return
-        self._out_events, self._out_steps, self._out_logs = [], [], []
-        if self.persist is not None:
-            # Shielded: a stop that cancels the run must not cut a write in half.
-            await asyncio.shield(self.persist(events, steps, logs))
-        if self.publish is not None:
-            for event in events:
-                self.publish(event)
+        self.submit()
+        if self._writes is not None:
+            await self._writes.wait()
 
     async def transition(
-        self, new: TaskStatus, message: str = "", *, apply: ApplyFn | None = None, **extra: Any
+        self,
+        new: TaskStatus,
+        message: str = "",
+        *,
+        apply: ApplyFn | None = None,
+        end: dict[str, Any] | None = None,
+        **extra: Any,
     ) -> Event:
         """Change the run's status: flush, then write the status and its event together.
 
-        ``apply(event)`` writes both (``RunStore.transition``); without it the event is
-        recorded like any other.
+        ``apply(event, followed_by)`` writes them (``RunStore.transition``); without it the
+        event is recorded like any other. ``end``: the data of an ``end`` event written in
+        the same transaction, right after the status event (so whoever sees the final
+        status in the store sees the end of the event stream too).
 
         Raises:
             InvalidTransition: the change is not legal from the current status.
@@ -139,21 +198,34 @@ class EventRecorder:
             data.update(extra)
             if apply is None:
                 event = self.emit(EventType.STATUS, data)
+                if end is not None:
+                    self.emit(EventType.END, end)
                 await self._flush_locked()
             else:
-                # No await between taking the id and writing it: ids stay gap-free.
-                self._event_id += 1
-                event = Event(
-                    run_id=self.run_id, id=self._event_id, type=EventType.STATUS, data=data
-                )
-                self.pending.append(event)
-                if self.sink is not None:
-                    self.sink(event)
-                await apply(event)
+                # No await between taking the id and queuing its write (the store queues it
+                # before it first suspends): ids stay gap-free. Until apply() returns, a node
+                # that records a step waits for the lock instead of queuing ahead of it.
+                self._in_transition = True
+                try:
+                    event = self._take(EventType.STATUS, data)
+                    after = [self._take(EventType.END, end)] if end is not None else []
+                    await apply(event, after)
+                finally:
+                    self._in_transition = False
                 if self.publish is not None:
-                    self.publish(event)
+                    for done in (event, *after):
+                        self.publish(done)
             self.current_status = new
             return event
+
+    def _take(self, type_: EventType, data: dict[str, Any]) -> Event:
+        """The next event, for a write of its own (not queued with the records)."""
+        self._event_id += 1
+        event = _event(self.run_id, self._event_id, type_, data)
+        self.pending.append(event)
+        if self.sink is not None:
+            self.sink(event)
+        return event
 
     def drain(self) -> list[Event]:
         """Take the events emitted since the last call."""
@@ -262,12 +334,7 @@ class EventRecorder:
         if mode == "updates":
             self._on_updates(namespace, chunk)
         elif mode == "custom":
-            if isinstance(chunk, dict) and STEP_MARKER in chunk:
-                return
-            self.emit(
-                EventType.CUSTOM,
-                {"node_id": _node_of(namespace), "data": to_view(chunk), "ns": list(namespace)},
-            )
+            self._custom_event(namespace, chunk)
         elif mode == "messages":
             message, metadata = chunk
             content = getattr(message, "content", "")
@@ -285,10 +352,28 @@ class EventRecorder:
                     },
                 )
 
+    def custom(self, namespace: tuple[str, ...], chunk: Any) -> None:
+        """A chunk a node wrote (``ctx.writer``): an event, queued with the store at once."""
+        self._custom_event(namespace, chunk)
+        # Lazily when the store shares the checkpointer's writer (it joins the next commit),
+        # else now: a long node's progress reaches subscribers while it runs.
+        self.submit(lazy=not self.await_steps)
+
+    def _custom_event(self, namespace: tuple[str, ...], chunk: Any) -> None:
+        if isinstance(chunk, dict) and STEP_MARKER in chunk:
+            return
+        self.emit(
+            EventType.CUSTOM,
+            {"node_id": _node_of(namespace), "data": to_view(chunk), "ns": list(namespace)},
+        )
+
     def _on_updates(self, namespace: tuple[str, ...], chunk: Any) -> None:
         if not isinstance(chunk, dict):
             return
         if "__interrupt__" in chunk:
+            # A breakpoint (interrupt_before/after) reports an empty tuple: no event, but the
+            # run is waiting all the same.
+            self.interrupted = True
             for intr in chunk["__interrupt__"]:
                 value = {
                     "value": to_view(getattr(intr, "value", intr)),
@@ -307,6 +392,14 @@ class EventRecorder:
             if isinstance(update, dict) and "__output__" in update:
                 self.output = update["__output__"]
                 self.has_output = True
+
+
+def _event(run_id: str, event_id: int, type_: EventType, data: dict[str, Any]) -> Event:
+    # Every field is built here with its exact type (id >= 1 from the counter): skip the
+    # validation, which costs more than the rest of an event's bookkeeping.
+    return Event.model_construct(
+        run_id=run_id, id=event_id, type=type_, data=data, created_at=utcnow()
+    )
 
 
 def _node_of(namespace: tuple[str, ...]) -> str | None:

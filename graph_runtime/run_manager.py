@@ -15,25 +15,30 @@ Every control is a compare-and-set on the stored status: a duplicate or late req
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import heapq
 import itertools
 import logging
 import uuid
-from collections.abc import Collection, Mapping
+from collections import deque
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
+from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.errors import GraphDrained, GraphRecursionError
 from langgraph.runtime import RunControl
 from langgraph.types import Command
 
-from checkpoints.store import RunRecord, RunStore
+from checkpoints.store import LogRecord, RunRecord, RunStore
 from graph_runtime._integrations import check_answer
 from graph_runtime.compiler import CompiledWorkflow, Compiler, RunContext
 from graph_runtime.errors import ConflictError, GraphRuntimeError, InvalidTransition
 from graph_runtime.events import EventBus
-from graph_runtime.models import ErrorCode, Event, EventType, TaskStatus, utcnow
-from graph_runtime.recorder import EventRecorder
+from graph_runtime.launch import LAUNCH_KEY, RunLaunch, StartPlan, stream_event_data
+from graph_runtime.models import ErrorCode, Event, EventType, TaskStatus, TaskStepResult, utcnow
+from graph_runtime.recorder import ApplyFn, EventRecorder, PersistFn
 from graph_runtime.schema import WorkflowDefinition
 from graph_runtime.validation import load_workflow
 
@@ -66,8 +71,12 @@ class RunManager:
         max_concurrent_runs: int = 16,
         services: Mapping[str, Any] | None = None,
         owner: str | None = None,
+        shared_commits: bool = False,
     ) -> None:
         self.store = store
+        # True when the store commits through the checkpointer's writer, in queue order:
+        # nodes then queue their step records instead of waiting for a commit of their own.
+        self.shared_commits = shared_commits
         self.compiler = compiler
         self.bus = bus
         self.max_concurrent_runs = max_concurrent_runs
@@ -82,13 +91,22 @@ class RunManager:
         self._definitions: dict[tuple[str, int | None], WorkflowDefinition] = {}
         self._dispatcher: asyncio.Task[None] | None = None
         self._closing = False
+        # One run per LangGraph thread at a time (Agent Protocol threads outlive runs): the
+        # run holding a thread, queue entries parked behind it, and delayed starts.
+        self._thread_of: dict[str, str] = {}
+        self._holder: dict[str, str] = {}
+        self._parked: dict[str, deque[tuple[int, int, str, Any]]] = {}
+        self._not_before: dict[str, dt.datetime] = {}
+        self._timers: set[asyncio.TimerHandle] = set()
 
     # -- lifecycle ------------------------------------------------------------------------------
 
     async def start(self) -> None:
         """Start the dispatcher; queue the pending runs left in the store."""
         for rec in await self.store.list_runs(status=[TaskStatus.PENDING], limit=1_000_000):
-            self._enqueue(rec.run_id, rec.priority)
+            launch = RunLaunch.of(rec.metadata)
+            not_before = launch.not_before if launch is not None else None
+            self._enqueue(rec.run_id, rec.priority, thread_id=rec.thread_id, not_before=not_before)
         self._dispatcher = asyncio.create_task(self._dispatch(), name="run-dispatcher")
 
     async def close(self, grace: float = 10.0) -> None:
@@ -102,6 +120,8 @@ class RunManager:
                 task.cancel()
             if pending:
                 await asyncio.wait(pending, timeout=5)
+        for timer in self._timers:
+            timer.cancel()
         if self._dispatcher is not None:
             self._dispatcher.cancel()
             await asyncio.gather(self._dispatcher, return_exceptions=True)
@@ -147,24 +167,33 @@ class RunManager:
         priority: int = 5,
         timeout_seconds: float | None = None,
         metadata: Mapping[str, Any] | None = None,
+        thread_id: str | None = None,
+        launch: RunLaunch | None = None,
     ) -> tuple[RunRecord, bool]:
         """Store a pending run and queue it. ``run_id`` is an idempotency key.
+
+        ``thread_id`` puts it on that LangGraph thread (default: a new one, the run id); runs
+        of one thread execute one at a time, in submit order. ``launch`` says how it starts
+        there (default: from ``input`` on a new thread); it is stored in the run's metadata.
 
         Returns:
             The run, and whether this call created it (False: it existed; nothing new runs).
         """
         run_id = run_id or uuid.uuid4().hex
+        metadata = dict(metadata or {})
+        if launch is not None:
+            metadata[LAUNCH_KEY] = launch.to_dict()
         now = utcnow()
         record = RunRecord(
             run_id=run_id,
             workflow_id=workflow_id,
             workflow_version=version,
-            thread_id=run_id,
+            thread_id=thread_id or run_id,
             status=TaskStatus.PENDING,
             priority=priority,
             input=dict(input),
             timeout_seconds=timeout_seconds,
-            metadata=dict(metadata or {}),
+            metadata=metadata,
             created_at=now,
             updated_at=now,
         )
@@ -177,27 +206,83 @@ class RunManager:
         stored, created = await self.store.create_run(record, event)
         if created:
             self.bus.publish(event)
-            self._enqueue(run_id, priority)
+            not_before = launch.not_before if launch is not None else None
+            self._enqueue(run_id, priority, thread_id=record.thread_id, not_before=not_before)
         return stored, created
 
-    def _enqueue(self, run_id: str, priority: int, payload: Any = _NO_VALUE) -> None:
-        heapq.heappush(self._heap, (-priority, next(self._counter), run_id, payload))
+    def _enqueue(
+        self,
+        run_id: str,
+        priority: int,
+        payload: Any = _NO_VALUE,
+        *,
+        thread_id: str | None = None,
+        not_before: dt.datetime | None = None,
+    ) -> None:
+        if thread_id is not None:
+            self._thread_of[run_id] = thread_id
+        if not_before is not None:
+            self._not_before[run_id] = not_before
+        self._push((-priority, next(self._counter), run_id, payload))
+
+    def _push(self, entry: tuple[int, int, str, Any]) -> None:
+        heapq.heappush(self._heap, entry)
         self._wake.set()
+
+    def _held(self, entry: tuple[int, int, str, Any]) -> bool:
+        """Park or delay an entry that may not start now; True if it was held back."""
+        run_id = entry[2]
+        not_before = self._not_before.get(run_id)
+        if not_before is not None:
+            delay = (not_before - utcnow()).total_seconds()
+            if delay > 0:
+                loop = asyncio.get_running_loop()
+                timer: asyncio.TimerHandle | None = None
+
+                def due() -> None:
+                    self._timers.discard(timer)  # type: ignore[arg-type]
+                    self._push(entry)
+
+                timer = loop.call_later(delay, due)
+                self._timers.add(timer)
+                return True
+            del self._not_before[run_id]
+        thread = self._thread_of.get(run_id)
+        if thread is None:
+            return False
+        holder = self._holder.get(thread)
+        if holder is not None and holder != run_id:
+            self._parked.setdefault(thread, deque()).append(entry)
+            return True
+        self._holder[thread] = run_id
+        return False
+
+    def _release(self, run_id: str) -> None:
+        """The run's worker ended: the next run parked on its thread may go."""
+        thread = self._thread_of.pop(run_id, None)
+        if thread is None or self._holder.get(thread) != run_id:
+            return
+        del self._holder[thread]
+        parked = self._parked.pop(thread, None)
+        for entry in parked or ():
+            heapq.heappush(self._heap, entry)  # original priority and order
 
     async def _dispatch(self) -> None:
         while True:
             await self._wake.wait()
             self._wake.clear()
             while self._heap and len(self._tasks) < self.max_concurrent_runs and not self._closing:
-                _, _, run_id, payload = heapq.heappop(self._heap)
-                if run_id in self._active:
+                entry = heapq.heappop(self._heap)
+                _, _, run_id, payload = entry
+                if run_id in self._active or self._held(entry):
                     continue
                 task = asyncio.create_task(self._execute(run_id, payload), name=f"run:{run_id}")
                 self._tasks.add(task)
-                task.add_done_callback(self._finished)
+                task.add_done_callback(partial(self._finished, run_id))
 
-    def _finished(self, task: asyncio.Task[None]) -> None:
+    def _finished(self, run_id: str, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
+        self._release(run_id)
         if not task.cancelled() and task.exception() is not None:
             logger.error(
                 "worker crashed", exc_info=task.exception(), extra={"action": "worker_crashed"}
@@ -218,20 +303,37 @@ class RunManager:
             persist=self._persist(run_id),
             publish=self.bus.publish,
             keep_steps=False,
+            await_steps=not self.shared_commits,
         )
         return recorder, record
 
-    def _apply(self, run_id: str, expected: Collection[TaskStatus], **fields: Any) -> Any:
-        async def apply(event: Event) -> None:
+    def _apply(self, run_id: str, expected: Collection[TaskStatus], **fields: Any) -> ApplyFn:
+        async def apply(event: Event, followed_by: Sequence[Event]) -> None:
             await self.store.transition(
-                run_id, TaskStatus(event.data["new"]), event, expected=expected, **fields
+                run_id,
+                TaskStatus(event.data["new"]),
+                event,
+                expected=expected,
+                followed_by=followed_by,
+                **fields,
             )
 
         return apply
 
-    def _persist(self, run_id: str) -> Any:
-        async def persist(events: Any, steps: Any, logs: Any) -> None:
-            await self.store.record(run_id, events=events, steps=steps, logs=logs)
+    def _persist(self, run_id: str) -> PersistFn:
+        record_nowait = self.store.record_nowait
+
+        def persist(
+            events: Sequence[Event],
+            steps: Sequence[TaskStepResult],
+            logs: Sequence[LogRecord],
+            *,
+            lazy: bool,
+            on_done: Callable[[BaseException | None], None],
+        ) -> asyncio.Future[None]:
+            return record_nowait(
+                run_id, events=events, steps=steps, logs=logs, lazy=lazy, on_done=on_done
+            )
 
         return persist
 
@@ -267,13 +369,21 @@ class RunManager:
                 "resumed",
                 apply=self._apply(run_id, expected, owner=self.owner),
             )
-            self._enqueue(run_id, 11, value)  # a resumed run goes before new ones
+            # A resumed run goes before new ones.
+            self._enqueue(run_id, 11, value, thread_id=record.thread_id)
             return await self.store.get_run(run_id)
 
     async def _compiled(self, record: RunRecord) -> CompiledWorkflow:
+        definition = await self._definition_of(record)
+        return self.compiler.compile(definition, input_keys=_input_keys(record))
+
+    async def _definition_of(self, record: RunRecord) -> WorkflowDefinition:
+        # A stored version never changes, so a parsed one is reused without a read.
+        hit = self._definitions.get((record.workflow_id, record.workflow_version))
+        if hit is not None and record.workflow_version is not None:
+            return hit
         stored = await self.store.get_workflow(record.workflow_id, record.workflow_version)
-        definition = self.definition(stored.workflow_id, stored.version, stored.definition)
-        return self.compiler.compile(definition, input_keys=frozenset(record.input))
+        return self.definition(stored.workflow_id, stored.version, stored.definition)
 
     async def stop(self, run_id: str) -> RunRecord:
         """Stop a run: cancel it if pending, cut it if running, end it if paused."""
@@ -338,17 +448,22 @@ class RunManager:
             fields.update(result=result, progress=1.0)
         elif recorder.expected_steps:
             fields["progress"] = recorder.progress
-        await recorder.transition(
-            target, message, apply=self._apply(recorder.run_id, (expected,), **fields), **extra
-        )
+        end: dict[str, Any] | None = None
         if target.is_terminal:
-            end: dict[str, Any] = {"status": target.value}
+            end = {"status": target.value}
             if code is not None:
                 end.update(error_code=code.value, error=message)
             if target is TaskStatus.COMPLETED:
                 end["result"] = result
-            recorder.emit(EventType.END, end)
-            await recorder.flush()
+        # The end event commits with the final status: a reader that sees the run finished
+        # finds the whole event stream in the store.
+        await recorder.transition(
+            target,
+            message,
+            apply=self._apply(recorder.run_id, (expected,), **fields),
+            end=end,
+            **extra,
+        )
 
     # -- the worker -----------------------------------------------------------------------------
 
@@ -356,8 +471,13 @@ class RunManager:
         record = await self.store.get_run(run_id)
         if record.status not in (TaskStatus.PENDING, TaskStatus.RUNNING, TaskStatus.CRASHED):
             return  # cancelled or stopped while it waited in the queue
-        stored = await self.store.get_workflow(record.workflow_id, record.workflow_version)
-        definition = self.definition(stored.workflow_id, stored.version, stored.definition)
+        definition = await self._definition_of(record)
+        seen_keys: set[tuple[str, int]] = set()
+        last_seq = 0
+        if record.status is not TaskStatus.PENDING:
+            # A pending run never started: no step of it was recorded yet.
+            seen_keys = await self.store.step_keys(run_id)
+            last_seq = await self.store.last_step_seq(run_id)
         recorder = EventRecorder(
             run_id,
             last_event_id=await self.store.last_event_id(run_id),
@@ -365,8 +485,9 @@ class RunManager:
             persist=self._persist(run_id),
             publish=self.bus.publish,
             keep_steps=False,
-            seen_keys=await self.store.step_keys(run_id),
-            last_seq=len(await self.store.steps(run_id)),
+            seen_keys=seen_keys,
+            last_seq=last_seq,
+            await_steps=not self.shared_commits,
         )
         active = _Active(run_id=run_id, recorder=recorder, task=asyncio.current_task())  # type: ignore[arg-type]
         self._active[run_id] = active
@@ -422,21 +543,43 @@ class RunManager:
         recorder = active.recorder
         run_id = record.run_id
         try:
-            compiled = self.compiler.compile(definition, input_keys=frozenset(record.input))
+            compiled = self.compiler.compile(definition, input_keys=_input_keys(record))
         except GraphRuntimeError as exc:
             await self._start(recorder, record)
             await self._end(recorder, TaskStatus.RUNNING, TaskStatus.FAILED, exc.message, exc.code)
             return
         recorder.expected_steps = compiled.expected_steps
         config = compiled.config(record.thread_id)
-        fresh = await self._fresh(compiled, config)
-        await self._start(recorder, record)
-        if fresh:
-            graph_input: Any = compiled.initial_input(record.input)
-        elif payload is not _NO_VALUE and payload is not None:
-            graph_input = Command(resume=payload)
+        launch = RunLaunch.of(record.metadata)
+        if launch is not None:
+            # A run on a thread: input, command, checkpoint and breakpoints from its launch.
+            plan = await launch.plan(
+                compiled,
+                config,
+                first=record.status is TaskStatus.PENDING,
+                resume=None if payload is _NO_VALUE else payload,
+            )
+            await self._start(recorder, record)
         else:
-            graph_input = None
+            # A pending run on its own thread never reached astream (it goes to running
+            # first), so the thread has no checkpoint yet: no need to ask the checkpointer.
+            own_thread = record.thread_id == run_id
+            fresh = (record.status is TaskStatus.PENDING and own_thread) or await self._fresh(
+                compiled, config
+            )
+            await self._start(recorder, record)
+            if fresh:
+                graph_input: Any = compiled.initial_input(record.input)
+            elif payload is not _NO_VALUE and payload is not None:
+                graph_input = Command(resume=payload)
+            else:
+                graph_input = None
+            plan = StartPlan(
+                graph_input=graph_input,
+                config=config,
+                stream_modes=compiled.stream_modes,
+                durability=definition.settings.durability,
+            )
         context = RunContext(
             run_id=run_id,
             workflow_id=definition.id,
@@ -447,20 +590,31 @@ class RunManager:
         timeout = record.timeout_seconds or definition.settings.timeout_seconds
         error: tuple[ErrorCode, str] | None = None
         drained: str | None = None
+        subgraphs = compiled.streams_subgraphs
         try:
             async with asyncio.timeout(timeout):
-                async for ns, mode, chunk in compiled.graph.astream(
-                    graph_input,
-                    config,
+                async for item in compiled.graph.astream(
+                    plan.graph_input,
+                    plan.config,
                     context=context,
-                    stream_mode=compiled.stream_modes,
-                    subgraphs=True,
-                    durability=definition.settings.durability,
+                    stream_mode=plan.stream_modes,
+                    subgraphs=subgraphs,
+                    durability=plan.durability,
                     control=active.control,
+                    interrupt_before=plan.interrupt_before,
+                    interrupt_after=plan.interrupt_after,
                 ):
-                    # subgraphs=True with a list of modes: (namespace, mode, chunk) tuples.
+                    # A list of modes: (mode, chunk), or (namespace, mode, chunk) with
+                    # subgraphs=True.
+                    ns, mode, chunk = item if subgraphs else ((), *item)
                     recorder.on_chunk(ns, mode, chunk)  # type: ignore[arg-type]
-                    await recorder.flush()
+                    if mode in plan.recorded:
+                        recorder.emit(EventType.STREAM, stream_event_data(ns, mode, chunk))
+                    # Before pulling on (astream is pull-driven: the next superstep starts
+                    # only when we pull), this chunk's records are durable or queued ahead
+                    # of the next checkpoint on the same writer (see EventRecorder.settle).
+                    # Waiting here for a commit would split the superstep's transaction.
+                    await recorder.settle()
         except GraphDrained as exc:
             drained = exc.reason
         except TimeoutError:
@@ -474,6 +628,24 @@ class RunManager:
             error = (ErrorCode.EXECUTION_ERROR, f"{type(exc).__name__}: {exc}")
         await recorder.flush()
         await self._finish(active, compiled, config, error, drained)
+
+    async def _final_state(self, compiled: CompiledWorkflow, config: Any) -> tuple[bool, Any]:
+        """Whether the graph waits at a breakpoint, and its public state once it finished."""
+        graph = compiled.graph
+        saver = graph.checkpointer
+        if isinstance(saver, BaseCheckpointSaver) and not (
+            graph.interrupt_before_nodes or graph.interrupt_after_nodes
+        ):
+            # No interrupt was reported and no breakpoint exists: the graph ran to its end,
+            # and its last checkpoint holds the final values (a few indexed reads, against
+            # aget_state rebuilding the channels and the next tasks).
+            saved = await saver.aget_tuple(config)
+            if saved is not None:
+                values = saved.checkpoint["channel_values"]
+                return False, {k: v for k, v in values.items() if k in compiled.state_keys}
+        snapshot = await graph.aget_state(config)
+        values = {k: v for k, v in snapshot.values.items() if not k.startswith("__")}
+        return bool(snapshot.next), values
 
     async def _fresh(self, compiled: CompiledWorkflow, config: Any) -> bool:
         saver = compiled.graph.checkpointer
@@ -525,17 +697,27 @@ class RunManager:
             target = TaskStatus.TIMED_OUT if code is ErrorCode.TIMEOUT_ERROR else TaskStatus.FAILED
             await self._end(recorder, TaskStatus.RUNNING, target, message, code)
             return
-        snapshot = await compiled.graph.aget_state(config)
-        if recorder.interrupts or snapshot.next:
+        # LangGraph reports every interrupt that ends a run, breakpoints included, as an
+        # `__interrupt__` update; without one the graph ran to its end.
+        waiting = recorder.interrupted
+        result = recorder.output
+        if not recorder.has_output and not waiting:
+            waiting, result = await self._final_state(compiled, config)
+        if waiting:
             await self._end(
                 recorder, TaskStatus.RUNNING, TaskStatus.PAUSED, "waiting at an interrupt"
             )
             return
-        result = recorder.output
-        if not recorder.has_output:
-            result = {k: v for k, v in snapshot.values.items() if not k.startswith("__")}
         from graph_runtime.expressions import to_view  # noqa: PLC0415 -- keep the hot path lean
 
         await self._end(
             recorder, TaskStatus.RUNNING, TaskStatus.COMPLETED, "completed", result=to_view(result)
         )
+
+
+def _input_keys(record: RunRecord) -> frozenset[str]:
+    # A workflow without a `state` block takes its input keys as state: on a thread, every
+    # run compiles with the keys of all its runs, so they all read the same channels.
+    launch = RunLaunch.of(record.metadata)
+    keys = frozenset(record.input)
+    return keys | frozenset(launch.input_keys) if launch is not None else keys

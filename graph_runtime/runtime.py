@@ -21,8 +21,8 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
-from checkpoints.factory import CheckpointerKind, open_checkpointer
-from checkpoints.sqlite import SqliteRunStore
+from checkpoints.factory import CheckpointerKind
+from checkpoints.storage import open_runtime_storage
 from checkpoints.store import LogRecord, RunRecord, RunStore, StoredWorkflow
 from graph_runtime._integrations import (
     StoreWorkflowRunner,
@@ -77,6 +77,8 @@ class Runtime:
         self._stack: AsyncExitStack | None = None
         self._store: RunStore | None = None
         self._manager: RunManager | None = None
+        # (workflow id, content hash) → document, for definitions already checked.
+        self._checked: dict[tuple[str, str], dict[str, Any]] = {}
         self.bus = EventBus(max_queue=self.config.sse_queue_size)
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -84,13 +86,16 @@ class Runtime:
     async def __aenter__(self) -> Runtime:
         stack = AsyncExitStack()
         try:
-            db = self.config.db
-            store = await stack.enter_async_context(SqliteRunStore.open(db))
-            saver = await stack.enter_async_context(
-                open_checkpointer(db, kind=self.config.checkpointer)
+            # One writer for the run store and the checkpointer (FastSqliteSaver): a
+            # superstep's step records commit with its checkpoint. See checkpoints.storage.
+            storage = await stack.enter_async_context(
+                open_runtime_storage(self.config.db, checkpointer=self.config.checkpointer)
             )
+            store = storage.store
             compiler = Compiler(
-                saver, registry=self.registry, registries=reference_names(self.services)
+                storage.checkpointer,
+                registry=self.registry,
+                registries=reference_names(self.services),
             )
             manager = RunManager(
                 store,
@@ -98,6 +103,7 @@ class Runtime:
                 self.bus,
                 max_concurrent_runs=self.config.max_concurrent_runs,
                 services=self.services,
+                shared_commits=storage.shared_commits,
             )
             self._store, self._manager = store, manager
             await self._recover()
@@ -189,10 +195,20 @@ class Runtime:
     ) -> StoredWorkflow:
         """Validate and store a workflow; an unchanged document keeps its version."""
         definition = self.load(workflow, workflow_id=workflow_id)
-        await check_references(self, self.services, definition)
-        document = definition.to_document()
-        document.pop("version", None)
-        return await self.store.put_workflow(definition.id, document, definition.content_hash)
+        content_hash = definition.content_hash
+        document = self._checked.get((definition.id, content_hash))
+        if document is None:
+            await check_references(self, self.services, definition)
+            document = definition.to_document()
+            document.pop("version", None)
+            if not any(n.type == "subgraph" for n in definition.nodes):
+                # Without workflow references its checks depend only on this runtime's
+                # registries, which never change: a re-submitted document is not checked
+                # again. (The store still decides its version.)
+                if len(self._checked) >= 1024:
+                    self._checked.clear()
+                self._checked[(definition.id, content_hash)] = document
+        return await self.store.put_workflow(definition.id, document, content_hash)
 
     async def get_workflow(self, workflow_id: str, version: int | None = None) -> StoredWorkflow:
         """A stored workflow version (the latest when ``version`` is None)."""

@@ -10,11 +10,10 @@ import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any
 
-import aiosqlite
 import pytest
 
 from checkpoints import migrate as migrate_module
@@ -117,8 +116,9 @@ def record_kwargs(run_id: str, i: int) -> dict[str, Any]:
     }
 
 
-async def first_value(conn: aiosqlite.Connection, query: str) -> Any:
-    return next(iter(await conn.execute_fetchall(query)))[0]
+def first_value(conn: sqlite3.Connection | None, query: str) -> Any:
+    assert conn is not None
+    return conn.execute(query).fetchone()[0]
 
 
 def schema(db: Path) -> set[tuple[str, str]]:
@@ -161,16 +161,23 @@ async def test_writer_is_wal_with_the_asked_pragmas(store: SqliteRunStore, db: P
     for pragma, value in [
         ("PRAGMA synchronous", 1),
         ("PRAGMA foreign_keys", 1),
-        ("PRAGMA busy_timeout", 5000),
+        # The group-commit writer waits for the lock itself (and never on the loop).
+        ("PRAGMA busy_timeout", 0),
     ]:
-        assert await first_value(store._writer, pragma) == value
+        assert first_value(store._own_connection, pragma) == value
+    assert store._writer._busy_timeout == 5.0 and not store.shares_writer
+    assert first_value(store._reader, "PRAGMA busy_timeout") == 5000
     with pytest.raises(sqlite3.OperationalError, match="readonly"):
-        await store._reader.execute("DELETE FROM runs")  # the reader is query_only
+        store._reader.execute("DELETE FROM runs")  # the reader is query_only
 
 
 async def test_synchronous_full_is_available(tmp_path: Path) -> None:
     async with SqliteRunStore.open(tmp_path / "full.db", synchronous="FULL") as full:
-        assert await first_value(full._writer, "PRAGMA synchronous") == 2
+        assert first_value(full._own_connection, "PRAGMA synchronous") == 2
+        assert full._writer._mode == "thread"  # fsyncs stay off the event loop
+        await create(full, "r")
+        await full.record("r", **record_kwargs("r", 0))
+        assert len(await full.steps("r")) == 1
 
 
 async def test_reads_do_not_wait_for_a_held_write_lock(store: SqliteRunStore, db: Path) -> None:
@@ -274,14 +281,14 @@ async def test_rerunning_migrate_is_a_no_op(db: Path) -> None:
     async with SqliteRunStore.open(db):
         pass
     before = schema(db)
-    async with aiosqlite.connect(db, isolation_level=None) as conn:
-        assert await migrate(conn) == []
+    with closing(sqlite3.connect(db, isolation_level=None)) as conn:
+        assert migrate(conn) == []
     async with SqliteRunStore.open(db):
         pass
     assert schema(db) == before
-    async with aiosqlite.connect(db) as conn:  # the default isolation level is refused
+    with closing(sqlite3.connect(db)) as conn:  # the default isolation level is refused
         with pytest.raises(ValueError, match="isolation_level"):
-            await migrate(conn)
+            migrate(conn)
 
 
 @pytest.mark.parametrize(

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from checkpoints.sqlite import SqliteRunStore
+from checkpoints.storage import open_runtime_storage
 from checkpoints.store import LogRecord, RunRecord, RunStore
 from graph_runtime.errors import (
     ConflictError,
@@ -34,7 +35,9 @@ S = TaskStatus
 
 # "postgres" joins this list with checkpoints/postgres.py: add a branch to `store` below that
 # opens a PostgresRunStore on a per-test database cloned from the migrated template.
-BACKENDS = ["sqlite"]
+# "sqlite-shared" is the SQLite store committing through FastSqliteSaver's writer (what the
+# Runtime uses with the default checkpointer).
+BACKENDS = ["sqlite", "sqlite-shared"]
 
 
 @pytest.fixture(params=BACKENDS)
@@ -42,6 +45,10 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
     if request.param == "sqlite":
         async with SqliteRunStore.open(tmp_path / "runs.db") as sqlite_store:
             yield sqlite_store
+    elif request.param == "sqlite-shared":
+        async with open_runtime_storage(tmp_path / "runs.db") as storage:
+            assert storage.shared_commits
+            yield storage.store
     else:  # pragma: no cover -- a backend listed in BACKENDS without a branch here
         raise AssertionError(f"no fixture for backend {request.param}")
 

@@ -1,0 +1,128 @@
+"""Opening the SQLite run store: the process lock, connections, pragmas, migrations.
+
+Also the store's write counters and :func:`settle`, which turns a job's outcome (reported by
+the group-commit writer) into the result or error of the store call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import logging
+import os
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from checkpoints import _sqlite_store_ops as ops
+from checkpoints import _sqlite_store_sql as sql
+from checkpoints.migrate import migrate
+from graph_runtime.errors import StoreError
+
+__all__ = [
+    "WriterStats",
+    "connect",
+    "enable_foreign_keys",
+    "lock_database",
+    "prepare",
+    "settle",
+    "unlock_database",
+]
+
+logger = logging.getLogger("checkpoints.sqlite")
+
+
+@dataclass(slots=True)
+class WriterStats:
+    """Counters of the store's writes (for tests, benchmarks and metrics)."""
+
+    jobs: int = 0
+    """Write calls queued (record, transition, create_run...)."""
+    record_calls: int = 0
+    """``record()``/``record_nowait()`` calls queued."""
+    transactions: int = 0
+    """Transactions the writer committed; with a shared writer, the checkpointer's too."""
+
+
+def lock_database(db: Path) -> int:
+    """Take the OS-level exclusive lock on ``<db>.lock``; the kernel drops it if we die.
+
+    Returns:
+        The lock file's descriptor; :func:`unlock_database` releases it.
+
+    Raises:
+        StoreError: another process (or another store of this one) holds the lock.
+    """
+    lock_path = db.with_name(db.name + ".lock")
+    try:
+        # os.open descriptors are not inherited by child processes (O_CLOEXEC since 3.4),
+        # so a subprocess we spawn never keeps the lock alive after we exit.
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise StoreError(f"cannot create the lock file {lock_path}: {exc}") from exc
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        os.close(fd)
+        raise StoreError(
+            f"another graph-runtime process is using {db}; stop it or use another --db"
+        ) from exc
+    # The pid is for people reading the file; the flock is the lock. The file is never
+    # deleted: unlinking it would let a third process lock a fresh inode beside ours.
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    return fd
+
+
+def unlock_database(fd: int) -> None:
+    """Release a lock taken by :func:`lock_database`."""
+    os.close(fd)  # closing the descriptor releases the flock
+
+
+def connect(db: Path, busy_timeout_ms: int) -> sqlite3.Connection:
+    # isolation_level=None: no implicit BEGIN; every transaction is an explicit BEGIN IMMEDIATE.
+    # check_same_thread=False: a thread-mode writer commits on its own thread.
+    return sqlite3.connect(
+        db, timeout=busy_timeout_ms / 1000, isolation_level=None, check_same_thread=False
+    )
+
+
+def prepare(
+    conn: sqlite3.Connection, db: Path, synchronous: Literal["NORMAL", "FULL"] | None
+) -> None:
+    """WAL, the pragmas and the migrations, on a connection with a busy timeout."""
+    if conn.execute(sql.PRAGMA_WAL).fetchone()[0] != "wal":
+        logger.warning("SQLite refused WAL mode for %s", db, extra={"action": "open"})
+    if synchronous is not None:
+        conn.execute(sql.PRAGMA_SYNC_FULL if synchronous == "FULL" else sql.PRAGMA_SYNC_NORMAL)
+    conn.execute(sql.PRAGMA_FOREIGN_KEYS)
+    migrate(conn)
+
+
+def enable_foreign_keys(conn: sqlite3.Connection) -> None:
+    # Harmless to the checkpointer's tables (none has a foreign key); ours need it for the
+    # RunNotFound of a record() and for ON DELETE CASCADE.
+    conn.execute(sql.PRAGMA_FOREIGN_KEYS)
+
+
+def settle(
+    done: asyncio.Future[Any],
+    on_done: Callable[[BaseException | None], None] | None,
+    result: object,
+    error: BaseException | None,
+) -> None:
+    """Resolve a store call's future from its job's outcome (called by the writer)."""
+    if isinstance(error, sqlite3.Error):
+        logger.error("run store write failed: %s", error, extra={"action": "store.commit"})
+        error = ops.store_error(error)
+    elif error is None and isinstance(result, ops.Failed):
+        error = result.error
+    if not done.done():  # else its awaiter was cancelled; the write itself went ahead
+        if error is not None:
+            done.set_exception(error)
+        else:
+            done.set_result(result)
+    if on_done is not None:
+        on_done(error)

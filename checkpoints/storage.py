@@ -1,0 +1,83 @@
+"""The runtime's storage: the run store and the LangGraph checkpointer on one SQLite file.
+
+With the default checkpointer (``FastSqliteSaver``) there is ONE writer connection: the run
+store submits its jobs to the saver's group-commit writer (:attr:`FastSqliteSaver.writer`).
+A superstep's step records are queued by the node before LangGraph queues the task's writes
+and the next checkpoint, and the writer commits in queue order, so they land in the same
+transaction as that checkpoint (or an earlier one): a checkpoint is never durable without
+the step records of the superstep it moves past. No second connection competes for
+the write lock, and nothing hops to a thread. With ``"langgraph-sqlite"``
+(``AsyncSqliteSaver``, its own aiosqlite connection) the store keeps a writer of its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from langgraph.checkpoint.base import BaseCheckpointSaver
+
+from checkpoints.factory import CheckpointerKind, open_checkpointer
+from checkpoints.sqlite import SqliteRunStore, lock_database, unlock_database
+from checkpoints.sqlite_saver import FastSqliteSaver
+from graph_runtime.errors import StoreError
+
+__all__ = ["Storage", "open_runtime_storage"]
+
+
+@dataclass(frozen=True, slots=True)
+class Storage:
+    """An open run store and checkpointer on the same database file."""
+
+    store: SqliteRunStore
+    """The run store."""
+    checkpointer: BaseCheckpointSaver[Any]
+    """The LangGraph checkpointer."""
+
+    @property
+    def shared_commits(self) -> bool:
+        """True when step records commit in the checkpointer's transactions (in order)."""
+        return self.store.shares_writer
+
+
+@asynccontextmanager
+async def open_runtime_storage(
+    path: str | Path, *, checkpointer: CheckpointerKind = "sqlite"
+) -> AsyncIterator[Storage]:
+    """Open the run store and the checkpointer on ``path``; close both on exit.
+
+    The process lock (``<path>.lock``) is taken before anything touches the file, and
+    released after both are closed. On exit the store's queued writes commit, then the
+    checkpointer's, then the lock goes.
+
+    Args:
+        path: the database file (created with its parent folders).
+        checkpointer: ``"sqlite"`` (``FastSqliteSaver``, shared writer) or
+            ``"langgraph-sqlite"`` (``AsyncSqliteSaver``; the store writes on its own).
+
+    Raises:
+        StoreError: another process holds the database, or it cannot be opened.
+    """
+    db = Path(path)
+    async with AsyncExitStack() as stack:
+        if checkpointer == "sqlite":
+            try:
+                db.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(f"cannot create the folder of {db}: {exc}") from exc
+            # Lock first: a second process must fail before it writes anything to the file.
+            stack.callback(unlock_database, lock_database(db))
+            saver = await stack.enter_async_context(FastSqliteSaver.from_path(db))
+            # Entered after the saver, so closed before it: the store's queued jobs commit
+            # while the saver's writer still runs.
+            store = await stack.enter_async_context(
+                SqliteRunStore.open(db, lock=False, writer=saver.writer)
+            )
+            yield Storage(store, saver)
+            return
+        store = await stack.enter_async_context(SqliteRunStore.open(db))
+        other = await stack.enter_async_context(open_checkpointer(db, kind=checkpointer))
+        yield Storage(store, other)

@@ -1,0 +1,225 @@
+"""The run store and FastSqliteSaver on one writer: shared transactions, the lock, fallbacks."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sqlite3
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from langgraph.checkpoint.base import empty_checkpoint
+
+from checkpoints._sqlite_writer import GroupCommitWriter
+from checkpoints.sqlite import SqliteRunStore, lock_database, unlock_database
+from checkpoints.storage import open_runtime_storage
+from checkpoints.store import RunRecord
+from graph_runtime.errors import RunNotFound, StoreError
+from graph_runtime.models import Event, EventType, TaskStatus, TaskStepResult, utcnow
+from graph_runtime.runtime import Runtime
+
+SCHEMA = "graph-runtime/workflow/v1"
+STEPS = 6
+LINEAR = {
+    "schema": SCHEMA,
+    "id": "linear",
+    "settings": {"durability": "sync"},
+    "state": {"count": {"type": "integer", "default": 0}},
+    "nodes": [
+        {"id": f"n{i}", "type": "transform", "config": {"set": {"count": "state.count + 1"}}}
+        for i in range(STEPS)
+    ],
+    "edges": [
+        *({"from": "__start__" if i == 0 else f"n{i - 1}", "to": f"n{i}"} for i in range(STEPS)),
+        {"from": f"n{STEPS - 1}", "to": "__end__"},
+    ],
+}
+
+# Runs in a subprocess: open the runtime's storage, report, then wait to be killed.
+HOLDER = """
+import asyncio, sys
+from checkpoints.storage import open_runtime_storage
+
+async def main():
+    async with open_runtime_storage(sys.argv[1]):
+        print("ready", flush=True)
+        await asyncio.sleep(60)
+
+asyncio.run(main())
+"""
+
+
+def make_run(run_id: str) -> RunRecord:
+    now = utcnow()
+    return RunRecord(
+        run_id=run_id,
+        workflow_id="wf",
+        workflow_version=None,
+        thread_id=run_id,
+        status=TaskStatus.PENDING,
+        priority=5,
+        input={},
+        created_at=now,
+        updated_at=now,
+    )
+
+
+def transactions(statements: list[str]) -> list[list[str]]:
+    """The statements of each committed transaction, from a trace of the writer connection."""
+    out: list[list[str]] = []
+    current: list[str] | None = None
+    for statement in statements:
+        head = statement.strip().upper()
+        if head.startswith("BEGIN"):
+            current = []
+        elif head.startswith("COMMIT") and current is not None:
+            out.append(current)
+            current = None
+        elif current is not None:
+            current.append(" ".join(head.split()))
+    return out
+
+
+async def test_a_superstep_commits_its_step_record_with_its_checkpoint(tmp_path: Path) -> None:
+    async with Runtime(tmp_path / "runs.db") as rt:
+        store = rt.store
+        assert isinstance(store, SqliteRunStore) and store.shares_writer
+        writer = store._writer
+        # The backstop for a step record waiting for its checkpoint, long enough for a
+        # loaded test machine: the checkpoint comes in the same superstep.
+        writer._later_delay = 10.0
+        statements: list[str] = []
+        writer._conn.set_trace_callback(statements.append)
+        commits = writer.commits
+        response = await rt.run(LINEAR, {}, run_id="r")
+        writer._conn.set_trace_callback(None)
+        assert response.status is TaskStatus.COMPLETED and response.result == {"count": STEPS}
+        used = writer.commits - commits
+        steps = await rt.steps("r")
+    assert [s.step for s in steps] == [f"n{i}" for i in range(STEPS)]
+    with_steps = [t for t in transactions(statements) if any("INTO STEPS" in s for s in t)]
+    assert len(with_steps) == STEPS  # one superstep, one transaction
+    for transaction in with_steps:
+        # ...the one that also holds the task's writes and the checkpoint after them.
+        assert any("INTO LG_WRITES" in s for s in transaction)
+        assert any("INTO LG_CHECKPOINTS" in s for s in transaction)
+        assert any("INTO EVENTS" in s for s in transaction)
+    # A commit per superstep, two for LangGraph's input checkpoints, and the workflow, the
+    # run, its start, its end (the end event with the final status).
+    assert used <= STEPS + 6, used
+
+
+async def test_a_failing_store_job_fails_alone_beside_a_checkpoint(tmp_path: Path) -> None:
+    async with open_runtime_storage(tmp_path / "runs.db") as storage:
+        saver, store = storage.checkpointer, storage.store
+        writer = store._writer
+        commits = writer.commits
+        config: Any = {"configurable": {"thread_id": "t", "checkpoint_ns": ""}}
+        # Queued together: the ghost's record (no such run) and a checkpoint share a batch.
+        ghost = store.record_nowait("ghost", steps=[TaskStepResult(step="a", task_id="x")])
+        saved = await saver.aput(config, empty_checkpoint(), {}, {})
+        with pytest.raises(RunNotFound):
+            await ghost
+        assert await saver.aget_tuple(saved) is not None
+        assert writer.commits - commits == 1
+
+
+async def test_a_lazy_record_waits_for_company_then_commits_alone(tmp_path: Path) -> None:
+    async with open_runtime_storage(tmp_path / "runs.db") as storage:
+        store = storage.store
+        await store.create_run(make_run("r"), Event(run_id="r", id=1, type=EventType.STATUS))
+        store._writer._later_delay = 0.05
+        done: list[BaseException | None] = []
+        lazy = store.record_nowait(
+            "r", steps=[TaskStepResult(step="a", task_id="t1")], lazy=True, on_done=done.append
+        )
+        await asyncio.sleep(0.01)
+        assert not lazy.done() and done == []  # no commit asked for yet
+        await asyncio.wait_for(lazy, 2)  # the backstop commits it
+        assert done == [None]
+        lazy = store.record_nowait("r", steps=[TaskStepResult(step="b", task_id="t2")], lazy=True)
+        barrier = store.record_nowait("r")  # nothing to write: waits for what is queued
+        await asyncio.wait_for(barrier, 0.04)  # well before the backstop
+        assert lazy.done()
+        assert [s.step for s in await store.steps("r")] == ["a", "b"]
+
+
+async def test_on_done_runs_before_a_task_waiting_for_the_same_commit_resumes(
+    tmp_path: Path,
+) -> None:
+    async with open_runtime_storage(tmp_path / "runs.db") as storage:
+        writer: GroupCommitWriter = storage.store._writer
+        order: list[str] = []
+        writer.submit_callback(None, lambda result, error: order.append("callback"))
+        waiter = writer.submit_async(None)
+        waiter.add_done_callback(lambda _: order.append("waiter"))
+        await waiter
+        await asyncio.sleep(0)
+        assert order == ["callback", "waiter"]
+
+
+async def test_the_lock_is_taken_before_the_file_is_touched(tmp_path: Path) -> None:
+    db = tmp_path / "data" / "runs.db"
+    db.parent.mkdir()
+    fd = lock_database(db)
+    try:
+        with pytest.raises(StoreError, match="another graph-runtime process is using"):
+            async with open_runtime_storage(db):
+                pass
+        assert not db.exists()  # the checkpointer was never opened
+    finally:
+        unlock_database(fd)
+    async with open_runtime_storage(db):
+        with pytest.raises(StoreError):  # within one process too
+            async with Runtime(db):
+                pass
+
+
+async def test_the_runtime_storage_refuses_a_second_process(tmp_path: Path) -> None:
+    db = tmp_path / "runs.db"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    holder = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", HOLDER, str(db), stdout=asyncio.subprocess.PIPE, env=env
+    )
+    try:
+        assert holder.stdout is not None
+        assert await asyncio.wait_for(holder.stdout.readline(), 20) == b"ready\n"
+        with pytest.raises(StoreError) as info:
+            async with Runtime(db):
+                pass
+        assert "another graph-runtime process is using" in info.value.message
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        await holder.wait()
+    async with Runtime(db) as rt:  # the kernel dropped the dead holder's lock
+        assert (await rt.run(LINEAR, {})).status is TaskStatus.COMPLETED
+
+
+async def test_with_langgraph_sqlite_saver_the_store_writes_on_its_own(tmp_path: Path) -> None:
+    db = tmp_path / "runs.db"
+    async with Runtime(db, checkpointer="langgraph-sqlite") as rt:
+        store = rt.store
+        assert isinstance(store, SqliteRunStore) and not store.shares_writer
+        assert not rt.manager.shared_commits
+        events = [e async for e in rt.stream(LINEAR, {}, run_id="r")]
+        steps = await rt.steps("r")
+    assert events[-1].type is EventType.END and events[-1].data["result"] == {"count": STEPS}
+    assert [e.id for e in events] == list(range(1, len(events) + 1))
+    assert [s.step for s in steps] == [f"n{i}" for i in range(STEPS)]
+    with sqlite3.connect(db) as conn:  # LangGraph's own tables, beside ours
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+    conn.close()
+    assert {"checkpoints", "writes", "runs", "steps", "events"} <= tables
+
+
+async def test_the_end_event_is_stored_with_the_final_status(tmp_path: Path) -> None:
+    async with Runtime(tmp_path / "runs.db") as rt:
+        record = await rt.submit(LINEAR, {}, run_id="r")
+        await rt.wait(record.run_id, timeout=10)
+        # No await in between: the final status and the end event are one transaction.
+        events = await rt.store.events_after("r")
+    assert events[-1].type is EventType.END
+    assert events[-2].type is EventType.STATUS and events[-2].data["new"] == "completed"
