@@ -7,7 +7,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8000
 DB     ?= graph_runtime.db
 
-.PHONY: run test lint typecheck bench clean
+.PHONY: run demo test lint typecheck bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,8 +15,15 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[dev,openai]'
 	touch $(STAMP)
 
-## run: create the venv, install, and run the example workflows end to end on SQLite
+## run: create the venv, install, and serve the API on SQLite with the example workflows
 run: $(STAMP)
+	@echo "graph-runtime on http://$(HOST):$(PORT)  (API docs: /docs, database: $(DB))"
+	@echo "try: curl -s -X POST http://$(HOST):$(PORT)/api/v1/execute -H 'content-type: application/json' \\"
+	@echo "       -d '{\"workflow_id\": \"routing\", \"input_data\": {\"ticket\": \"refund please\"}}'"
+	$(BIN)/graph-runtime serve --host $(HOST) --port $(PORT) --db $(DB) --workflows examples --tools examples.support_tools:TOOLS
+
+## demo: run the example workflows once from the command line, without a server
+demo: $(STAMP)
 	$(BIN)/graph-runtime run examples/routing.json --db $(DB) --input '{"ticket": "I want a refund for order 42", "customer": "Ada"}'
 	$(BIN)/graph-runtime run examples/map_loop.json --db $(DB) --input '{"items": ["apples", "pears"], "rounds": 2}'
 

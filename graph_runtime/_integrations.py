@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import logging
 from collections import OrderedDict
 from collections.abc import Collection, Mapping
@@ -66,6 +67,34 @@ def prepare_services(services: Mapping[str, Any]) -> dict[str, Any]:
     out["tools"] = ToolRegistry.from_entry_points() if tools is None else ToolRegistry.coerce(tools)
     out["credentials"] = dict(out.get("credentials") or {})
     return out
+
+
+def load_tools(paths: Collection[str], base: Any = None) -> ToolRegistry:
+    """A tool registry of ``base`` (default: the entry points) plus the tools at ``paths``.
+
+    Each path is ``module:attribute`` naming a tool, a list of tools or a ``{name: tool}``
+    mapping.
+
+    Raises:
+        InputValidationError: a path does not import or names something else.
+    """
+    registry = ToolRegistry.from_entry_points() if base is None else ToolRegistry.coerce(base)
+    for path in paths:
+        module_name, _, attribute = path.partition(":")
+        try:
+            value = getattr(importlib.import_module(module_name), attribute)
+        except (ImportError, AttributeError, ValueError) as exc:
+            raise InputValidationError(f"cannot load tools {path!r}: {exc}") from exc
+        items = (
+            value.items()
+            if isinstance(value, Mapping)
+            else (
+                [(None, t) for t in value] if isinstance(value, list | tuple) else [(None, value)]
+            )
+        )
+        for name, item in items:
+            registry.register(item, name=name, replace=True)
+    return registry
 
 
 def reference_names(services: Mapping[str, Any]) -> dict[str, Collection[str]]:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 __all__ = ["RuntimeConfig"]
 
@@ -27,6 +27,11 @@ class RuntimeConfig(BaseSettings):
     recovery: Literal["resume", "mark"] = Field(
         default="resume", description="What start-up does with runs a dead process left running."
     )
+    max_run_attempts: int = Field(
+        default=3,
+        ge=1,
+        description="Processes a run may take down before start-up fails it instead of resuming.",
+    )
     heartbeat_seconds: float = Field(default=5.0, gt=0, description="SSE keep-alive period.")
     sse_queue_size: int = Field(default=1000, ge=10, description="Events a slow client may lag.")
     max_body_bytes: int = Field(default=2_000_000, ge=1024, description="Request body cap.")
@@ -34,3 +39,15 @@ class RuntimeConfig(BaseSettings):
     checkpointer: Literal["sqlite", "langgraph-sqlite"] = Field(
         default="sqlite", description="Checkpointer implementation."
     )
+    tools: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Tools to register: comma-separated `module:attribute` paths of a tool, "
+        "a list of tools or a {name: tool} mapping (e.g. examples.support_tools:TOOLS).",
+    )
+
+    @field_validator("tools", mode="before")
+    @classmethod
+    def _split_tools(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value

@@ -27,6 +27,7 @@ from checkpoints.store import LogRecord, RunRecord, RunStore, StoredWorkflow
 from graph_runtime._integrations import (
     StoreWorkflowRunner,
     check_references,
+    load_tools,
     prepare_services,
     reference_names,
 )
@@ -34,7 +35,14 @@ from graph_runtime.compiler import CompiledWorkflow, Compiler
 from graph_runtime.config import RuntimeConfig
 from graph_runtime.errors import InputValidationError, WorkflowNotFound
 from graph_runtime.events import EventBus, replay_then_live
-from graph_runtime.models import Event, EventType, TaskResponse, TaskStatus, TaskStepResult
+from graph_runtime.models import (
+    ErrorCode,
+    Event,
+    EventType,
+    TaskResponse,
+    TaskStatus,
+    TaskStepResult,
+)
 from graph_runtime.run_manager import RunManager
 from graph_runtime.schema import WorkflowDefinition
 from graph_runtime.validation import load_workflow
@@ -72,7 +80,10 @@ class Runtime:
             updates["max_concurrent_runs"] = max_concurrent_runs
         self.config = config.model_copy(update=updates)
         self.registry = registry or default_registry
-        self.services = prepare_services(services or {})
+        services = dict(services or {})
+        if self.config.tools:
+            services["tools"] = load_tools(self.config.tools, services.get("tools"))
+        self.services = prepare_services(services)
         self.services.setdefault("workflows", StoreWorkflowRunner(self))
         self._stack: AsyncExitStack | None = None
         self._store: RunStore | None = None
@@ -140,6 +151,24 @@ class Runtime:
                 "the process running it exited",
                 apply=manager._apply(record.run_id, (TaskStatus.RUNNING,), owner=None),
             )
+            if record.attempts >= self.config.max_run_attempts:
+                # A poison run: each attempt so far ended with its process dead. Resuming it
+                # again would likely take this process down too, and the queue with it.
+                message = (
+                    f"the process died {record.attempts} times while running this run "
+                    f"(max_run_attempts={self.config.max_run_attempts}); not resumed again"
+                )
+                await manager._end(
+                    recorder,
+                    TaskStatus.CRASHED,
+                    TaskStatus.FAILED,
+                    message,
+                    ErrorCode.EXECUTION_ERROR,
+                )
+                logger.warning(
+                    "poison run failed", extra={"action": "recover", "run_id": record.run_id}
+                )
+                continue
             if self.config.recovery == "resume":
                 await manager.resume(record.run_id)
             logger.info("recovered run", extra={"action": "recover", "run_id": record.run_id})

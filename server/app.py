@@ -28,6 +28,7 @@ from graph_runtime.config import RuntimeConfig
 from graph_runtime.errors import GraphRuntimeError
 from graph_runtime.models import ErrorCode
 from graph_runtime.runtime import Runtime
+from server.agent_protocol import AgentProtocol
 from server.errors import error_response, error_responses, install_error_handlers
 from server.metrics import Metrics
 from server.routes import ROUTERS
@@ -45,6 +46,8 @@ Durable runs of LangGraph workflows described in JSON.
   resume and stop it.
 * `/api/v1/tasks`: the same runs as background tasks.
 * `/api/v1/workflows`: validate and store workflow documents (versioned).
+* `/assistants`, `/threads`, `/runs`: the LangGraph Server API, so the official `langgraph-sdk`
+  client and `RemoteGraph` work unchanged (one assistant per stored workflow).
 
 Every error answers an `ErrorBody` with an error code (E001-E007) and, for invalid input, every
 problem located by a JSON pointer.
@@ -74,6 +77,9 @@ def create_app(runtime: Runtime | None = None, *, config: RuntimeConfig | None =
             app.state.runtime = rt
             app.state.metrics.attach(rt.bus)
             stack.callback(app.state.metrics.detach)
+            # Closed before the runtime (LIFO): its webhook and disconnect tasks go first.
+            app.state.agent_protocol = AgentProtocol(rt)
+            stack.push_async_callback(app.state.agent_protocol.aclose)
             logger.info("server ready", extra={"action": "startup", "db": str(rt.config.db)})
             yield
 
@@ -121,7 +127,9 @@ async def load_workflow_dir(runtime: Runtime, folder: Path) -> int:
                 raise ValueError("not a JSON object")
             stored = await runtime.save_workflow(document, workflow_id=path.stem)
         except GraphRuntimeError as exc:
-            logger.error("skipped workflow %s: %s", path, exc.message, extra={"action": "load"})
+            # A document that names a model or tool this server lacks is not an outage:
+            # the rest load, and the message says what to configure.
+            logger.warning("skipped workflow %s: %s", path, exc.message, extra={"action": "load"})
         except (OSError, ValueError, RecursionError) as exc:
             logger.error("skipped workflow %s: %s", path, exc, extra={"action": "load"})
         else:

@@ -70,6 +70,7 @@ def _serve_args(parser: argparse.ArgumentParser) -> None:
     cli.config_flag(parser, "port", "--port", metavar="PORT")
     cli.config_flag(parser, "db", "--db", metavar="PATH")
     cli.config_flag(parser, "workflows", "--workflows", metavar="DIR")
+    cli.config_flag(parser, "tools", "--tools", metavar="MODULE:ATTR[,...]")
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

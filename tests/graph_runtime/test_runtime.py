@@ -10,7 +10,7 @@ from pydantic import BaseModel
 
 from graph_runtime import SyncRuntime
 from graph_runtime.config import RuntimeConfig
-from graph_runtime.errors import WorkflowValidationError
+from graph_runtime.errors import InputValidationError, WorkflowValidationError
 from graph_runtime.models import ErrorCode, Event, EventType, TaskStatus
 from graph_runtime.runtime import Runtime
 from nodes.base import BaseNode, NodeContext, NodeOutput
@@ -479,3 +479,18 @@ def test_sync_runtime_works_inside_a_running_loop(tmp_path: Path) -> None:
     events, response = asyncio.run(notebook_cell())
     assert events[-1].type is EventType.END
     assert response.result == {"text": "Hello NB x6", "n": 6}
+
+
+async def test_tools_from_import_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(
+        "GRAPH_RUNTIME_TOOLS", "examples.support_tools:TOOLS, examples.support_tools:refund_status"
+    )
+    config = RuntimeConfig(shutdown_grace_seconds=0.2)
+    assert config.tools == ["examples.support_tools:TOOLS", "examples.support_tools:refund_status"]
+    async with Runtime(tmp_path / "t.db", config=config) as rt:
+        assert "orders.refund_status" in rt.services["tools"].names()
+        stored = await rt.save_workflow(Path("examples/support_triage.json"))
+        assert stored.workflow_id == "support-triage"
+    bad = RuntimeConfig(tools=["examples.support_tools:NOPE"])
+    with pytest.raises(InputValidationError, match="NOPE"):
+        Runtime(tmp_path / "u.db", config=bad)
