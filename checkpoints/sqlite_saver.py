@@ -34,6 +34,7 @@ from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from checkpoints import _sqlite_saver_ops as ops
 from checkpoints import _sqlite_saver_sql as sql
 from checkpoints._sqlite_writer import GroupCommitWriter, WriteFn, WriterMode
+from graph_runtime import failpoints
 
 __all__ = ["FastSqliteSaver", "MigrationResult", "Synchronous"]
 
@@ -479,6 +480,7 @@ class FastSqliteSaver(BaseCheckpointSaver[str]):
         """
         fn, next_config = self._prepare_put(config, checkpoint, metadata, new_versions)
         self._writer.run_sync(fn)
+        failpoints.hit("after_checkpoint")
         return next_config
 
     async def aput(
@@ -503,6 +505,7 @@ class FastSqliteSaver(BaseCheckpointSaver[str]):
         await self._writer.submit_async(
             fn, key=next_config["configurable"]["thread_id"], when="now"
         )
+        failpoints.hit("after_checkpoint")
         return next_config
 
     def _prepare_put(

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
+from graph_runtime import failpoints
 from graph_runtime.models import Event, EventType
 
 __all__ = ["EventBus", "Subscription"]
@@ -39,6 +40,7 @@ class EventBus:
 
     def publish(self, event: Event) -> None:
         """Hand an (already persisted) event to every subscriber of its run. Never blocks."""
+        failpoints.hit("before_publish")
         subs = self._subs.get(event.run_id)
         if not subs:
             return

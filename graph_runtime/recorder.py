@@ -30,6 +30,7 @@ from typing import Any
 from langchain_core.messages import AIMessage
 
 from checkpoints.store import LogRecord
+from graph_runtime import failpoints
 from graph_runtime._durable import DurableWrites, EventSink, PersistFn
 from graph_runtime.expressions import to_view
 from graph_runtime.models import ErrorCode, Event, EventType, TaskStatus, TaskStepResult, utcnow
@@ -210,6 +211,7 @@ class EventRecorder:
                     event = self._take(EventType.STATUS, data)
                     after = [self._take(EventType.END, end)] if end is not None else []
                     await apply(event, after)
+                    failpoints.hit("after_status_write")
                 finally:
                     self._in_transition = False
                 if self.publish is not None:

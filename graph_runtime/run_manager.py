@@ -32,6 +32,7 @@ from langgraph.runtime import RunControl
 from langgraph.types import Command
 
 from checkpoints.store import LogRecord, RunRecord, RunStore
+from graph_runtime import failpoints
 from graph_runtime._integrations import check_answer
 from graph_runtime.compiler import CompiledWorkflow, Compiler, RunContext
 from graph_runtime.errors import ConflictError, GraphRuntimeError, InvalidTransition
@@ -331,15 +332,38 @@ class RunManager:
             lazy: bool,
             on_done: Callable[[BaseException | None], None],
         ) -> asyncio.Future[None]:
+            if steps and failpoints.ENABLED:
+                on_done = failpoints.after(on_done, "after_step_record")
             return record_nowait(
                 run_id, events=events, steps=steps, logs=logs, lazy=lazy, on_done=on_done
             )
 
         return persist
 
+    async def _settled_worker(self, run_id: str, limit: float = 5.0) -> _Active | None:
+        """The run's worker, once it is past starting (pending) or finishing (paused).
+
+        A worker that was just handed the run is still `pending` for a few milliseconds, and
+        one that is landing a pause is already `paused` while it winds down: a control sent
+        in those windows waits for the worker to settle instead of being refused.
+        """
+        deadline = asyncio.get_running_loop().time() + limit
+        while True:
+            active = self._active.get(run_id)
+            if active is None or active.stop_requested:
+                return active
+            status = active.recorder.current_status
+            if status not in (TaskStatus.PENDING, TaskStatus.PAUSED, TaskStatus.CRASHED):
+                return active
+            if active.task is not None and active.task.done():
+                return None
+            if asyncio.get_running_loop().time() > deadline:
+                return active
+            await asyncio.sleep(0.005)
+
     async def pause(self, run_id: str) -> RunRecord:
         """Ask a running run to pause at its next superstep boundary."""
-        active = self._active.get(run_id)
+        active = await self._settled_worker(run_id)
         if active is None or active.recorder.current_status is not TaskStatus.RUNNING:
             record = await self.store.get_run(run_id)
             raise InvalidTransition(record.status, TaskStatus.PAUSED)
@@ -364,10 +388,12 @@ class RunManager:
             if value is not _NO_VALUE and value is not None:
                 # A bad answer to a human node is refused here (E001); the run stays paused.
                 await check_answer(await self._compiled(record), record, value)
+            fields: dict[str, Any] = {"owner": self.owner}
+            if record.status is TaskStatus.CRASHED:
+                # A new attempt after a dead process; a human's answer to a pause is not one.
+                fields["attempts"] = record.attempts + 1
             await recorder.transition(
-                TaskStatus.RUNNING,
-                "resumed",
-                apply=self._apply(run_id, expected, owner=self.owner),
+                TaskStatus.RUNNING, "resumed", apply=self._apply(run_id, expected, **fields)
             )
             # A resumed run goes before new ones.
             self._enqueue(run_id, 11, value, thread_id=record.thread_id)
@@ -388,7 +414,7 @@ class RunManager:
     async def stop(self, run_id: str) -> RunRecord:
         """Stop a run: cancel it if pending, cut it if running, end it if paused."""
         async with self._lock(run_id):
-            active = self._active.get(run_id)
+            active = await self._settled_worker(run_id)
             if active is not None:
                 current = active.recorder.current_status or TaskStatus.RUNNING
                 if active.stop_requested or current is not TaskStatus.RUNNING:
@@ -687,7 +713,12 @@ class RunManager:
             return
         if drained is not None:
             if drained == "shutdown":
-                return  # stays running; the next start resumes it from this checkpoint
+                # Stays running; the next start resumes it from this checkpoint. This attempt
+                # ended cleanly, so it gives its count back: `attempts` then counts the
+                # processes that died running it, which is what start-up's poison check reads.
+                record = await self.store.get_run(recorder.run_id)
+                await self.store.update_run(recorder.run_id, attempts=max(record.attempts - 1, 0))
+                return
             await self._end(
                 recorder, TaskStatus.RUNNING, TaskStatus.PAUSED, "paused at a superstep boundary"
             )

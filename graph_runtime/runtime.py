@@ -155,7 +155,7 @@ class Runtime:
                 # A poison run: each attempt so far ended with its process dead. Resuming it
                 # again would likely take this process down too, and the queue with it.
                 message = (
-                    f"the process died {record.attempts} times while running this run "
+                    f"crash loop: the process died {record.attempts} times while running it "
                     f"(max_run_attempts={self.config.max_run_attempts}); not resumed again"
                 )
                 await manager._end(

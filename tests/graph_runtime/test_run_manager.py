@@ -202,3 +202,14 @@ async def test_runs_survive_a_restart(tmp_path: Path) -> None:
         assert response.result == {"tag": "survivor"}
         statuses = [e.data["new"] async for e in rt.events("long") if e.type is EventType.STATUS]
         assert statuses[-3:] == ["crashed", "running", "completed"]
+
+
+async def test_a_stop_right_after_submit_is_never_refused(rt: Runtime) -> None:
+    # The worker may be picking the run up at that very moment (still `pending` for a few
+    # milliseconds): the stop must wait for it, not answer 409 and let the run carry on.
+    for i in range(20):
+        await rt.submit(SLOW, {"seconds": 30, "tag": "x"}, run_id=f"quick{i}")
+        await asyncio.sleep(0.001 * (i % 4))
+        await rt.stop(f"quick{i}")
+        response = await rt.wait(f"quick{i}", timeout=5)
+        assert response.status in (TaskStatus.CANCELLED, TaskStatus.STOPPED), response

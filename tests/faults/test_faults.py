@@ -1,0 +1,338 @@
+"""The fault suite: the real server in a subprocess, killed, restarted, and made to fail.
+
+Each scenario is checked against the same workflow's fault-free run on the same server:
+the same final result, one completed step record per task (and the same completed steps),
+event ids 1..n with no gap and exactly one ``end`` (the last), a legal status path, and no run
+left ``running``/``stopping`` without an owner.
+"""
+
+from __future__ import annotations
+
+import itertools
+import signal
+import sqlite3
+import threading
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from helpers.server_process import ServerProcess
+from helpers.sse import SSEEvent, iter_sse
+from helpers.waits import eventually, wait_for_status
+from helpers.workflows import SCHEMA, SLOW, chain
+
+from graph_runtime.models import TRANSITIONS, TaskStatus
+
+pytestmark = pytest.mark.timeout(120)
+
+API = "/api/v1/execute"
+
+# Three links of 0.4 s waits: a kill lands mid-node, a SIGTERM drains at a boundary.
+DRIP = chain("fdrip", 3, seconds=0.4)
+
+ASK: dict[str, Any] = {
+    "schema": SCHEMA,
+    "id": "ask",
+    "state": {"decision": {"type": "object", "default": {}}},
+    "nodes": [
+        {"id": "start", "type": "input", "config": {}},
+        {"id": "ask", "type": "human", "config": {"prompt": "ok?", "output": "decision"}},
+        {"id": "out", "type": "output", "config": {"select": {"decision": "state.decision"}}},
+    ],
+    "edges": [{"from": "start", "to": "ask"}, {"from": "ask", "to": "out"}],
+}
+
+
+# -- helpers --------------------------------------------------------------------------------------
+
+
+def submit(client: httpx.Client, run_id: str, workflow: dict[str, Any], **data: Any) -> None:
+    assert client.post("/api/v1/workflows", json=workflow).status_code in (200, 201)
+    body = {"execution_id": run_id, "workflow_id": workflow["id"], "input_data": data}
+    assert client.post(API, json=body).status_code == 202
+
+
+def status_of(client: httpx.Client, run_id: str) -> dict[str, Any]:
+    body: dict[str, Any] = client.get(f"{API}/{run_id}/status").json()
+    return body
+
+
+def events(client: httpx.Client, run_id: str, **headers: str) -> list[SSEEvent]:
+    with client.stream("GET", f"{API}/{run_id}/events", headers=headers) as stream:
+        assert stream.status_code == 200
+        return [e for e in iter_sse(stream) if isinstance(e, SSEEvent)]
+
+
+def completed_steps(client: httpx.Client, run_id: str) -> list[dict[str, Any]]:
+    steps = client.get(f"{API}/{run_id}/steps").json()["steps"]
+    return [s for s in steps if s["completed"]]
+
+
+def check_events(frames: list[SSEEvent]) -> list[tuple[str | None, str]]:
+    """Ids 1..n, one `end` (the last), a legal status path; returns the path."""
+    ids = [int(f.id or 0) for f in frames]
+    assert ids == list(range(1, len(ids) + 1)), ids
+    assert [f.event for f in frames].count("end") == 1
+    assert frames[-1].event == "end"
+    path = [
+        (f.json()["data"]["old"], f.json()["data"]["new"]) for f in frames if f.event == "status"
+    ]
+    assert path[0] == (None, "pending")
+    for (_, before), (old, new) in itertools.pairwise(path):
+        assert old == before, path
+        assert TaskStatus(new) in TRANSITIONS[TaskStatus(old)], path
+    return path
+
+
+def unowned(db: Path) -> list[str]:
+    """Runs marked running/stopping with no owner (read-only, beside the live server)."""
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+        rows = conn.execute(
+            "SELECT run_id FROM runs WHERE status IN ('running', 'stopping') AND owner IS NULL"
+        ).fetchall()
+    return [r[0] for r in rows]
+
+
+def check_like_baseline(server: ServerProcess, run_id: str, baseline: str) -> list[Any]:
+    """The full comparison with the fault-free run ``baseline``; returns the status path."""
+    client = server.client
+    done = wait_for_status(client, run_id, "completed", "failed", timeout=20)
+    base = wait_for_status(client, baseline, "completed", timeout=20)
+    assert done["status"] == "completed", done
+    assert done["result"] == base["result"]
+    steps, base_steps = completed_steps(client, run_id), completed_steps(client, baseline)
+    per_task = Counter(s["task_id"] for s in steps)
+    assert set(per_task.values()) == {1}, per_task
+    assert sorted(s["step"] for s in steps) == sorted(s["step"] for s in base_steps)
+    path = check_events(events(client, run_id))
+    check_events(events(client, baseline))
+    assert unowned(server.db) == []
+    return path
+
+
+def wait_step(client: httpx.Client, run_id: str, node: str) -> None:
+    eventually(
+        lambda: any(s["step"] == node for s in completed_steps(client, run_id)),
+        timeout=20,
+        what=f"step {node}",
+    )
+
+
+# -- scenarios ------------------------------------------------------------------------------------
+
+
+def test_kill_mid_node_then_restart_completes(tmp_path: Path) -> None:
+    with ServerProcess(tmp_path / "runs.db") as server:
+        submit(server.client, "k", DRIP)
+        wait_step(server.client, "k", "t0")  # now inside w1's wait
+        server.kill()
+        server.start()
+        submit(server.client, "base", DRIP)
+        path = check_like_baseline(server, "k", "base")
+    assert ("running", "crashed") in path and ("crashed", "running") in path
+
+
+@pytest.mark.parametrize("point", ["after_checkpoint=crash:3", "after_step_record=crash:2"])
+def test_kill_between_checkpoint_and_step_record_keeps_one_record_per_task(
+    tmp_path: Path, point: str
+) -> None:
+    with ServerProcess(tmp_path / "runs.db", autostart=False) as server:
+        # Dies right after the 3rd checkpoint (or the 2nd step-record write) committed.
+        server.start(GRAPH_RUNTIME_FAILPOINTS=point)
+        submit(server.client, "c", DRIP)
+        assert server.wait_death() != 0
+        server.start()
+        submit(server.client, "base", DRIP)
+        path = check_like_baseline(server, "c", "base")
+    assert ("running", "crashed") in path  # it was cut, and recovered at start-up
+
+
+def test_kill_before_the_first_checkpoint_restarts_from_the_input(tmp_path: Path) -> None:
+    with ServerProcess(tmp_path / "runs.db", autostart=False) as server:
+        # Dies right after pending -> running committed: no checkpoint exists yet.
+        server.start(GRAPH_RUNTIME_FAILPOINTS="after_status_write=crash:1")
+        submit(server.client, "f", DRIP)
+        assert server.wait_death() != 0
+        server.start()
+        submit(server.client, "base", DRIP)
+        path = check_like_baseline(server, "f", "base")
+    assert ("running", "crashed") in path  # it was cut, and recovered at start-up
+
+
+def test_kill_while_paused_on_human_stays_paused_then_resumes(tmp_path: Path) -> None:
+    with ServerProcess(tmp_path / "runs.db") as server:
+        submit(server.client, "h", ASK)
+        wait_for_status(server.client, "h", "paused", timeout=20)
+        server.kill()
+        server.start()
+        assert status_of(server.client, "h")["status"] == "paused"
+        answer = {"value": {"ok": True}}
+        assert server.client.post(f"{API}/h/resume", json=answer).status_code == 202
+        submit(server.client, "base", ASK)
+        wait_for_status(server.client, "base", "paused", timeout=20)
+        assert server.client.post(f"{API}/base/resume", json=answer).status_code == 202
+        path = check_like_baseline(server, "h", "base")
+    assert "crashed" not in {new for _, new in path}
+
+
+def test_recovery_mark_leaves_the_run_crashed_until_a_client_resumes(tmp_path: Path) -> None:
+    with ServerProcess(tmp_path / "runs.db", GRAPH_RUNTIME_RECOVERY="mark") as server:
+        submit(server.client, "m", DRIP)
+        wait_step(server.client, "m", "t0")
+        server.kill()
+        server.start()
+        record = status_of(server.client, "m")
+        assert record["status"] == "crashed"
+        assert server.client.post(f"{API}/m/resume").status_code == 202
+        submit(server.client, "base", DRIP)
+        check_like_baseline(server, "m", "base")
+
+
+def test_a_poison_run_fails_after_max_attempts_and_the_queue_moves_on(tmp_path: Path) -> None:
+    limits = {"GRAPH_RUNTIME_MAX_RUN_ATTEMPTS": "2", "GRAPH_RUNTIME_MAX_CONCURRENT_RUNS": "1"}
+    with ServerProcess(tmp_path / "runs.db", **limits) as server:
+        submit(server.client, "p", DRIP)
+        wait_step(server.client, "p", "t0")
+        submit(server.client, "q", DRIP)  # waits in the queue behind p (one run at a time)
+        server.kill()  # death 1
+        # Resumed first, and dies again at its 2nd checkpoint: death 2.
+        server.start(expect_death=True, GRAPH_RUNTIME_FAILPOINTS="after_checkpoint=crash:2")
+        server.start()
+        poison = status_of(server.client, "p")
+        assert poison["status"] == "failed" and poison["error_code"] == "E003"
+        assert "died 2 times" in poison["error"]
+        submit(server.client, "base", DRIP)
+        check_like_baseline(server, "q", "base")
+        path = check_events(events(server.client, "p"))
+        assert path[-2:] == [("running", "crashed"), ("crashed", "failed")]
+        assert unowned(server.db) == []
+
+
+def test_sigterm_with_an_open_stream_then_restart_and_reconnect(tmp_path: Path) -> None:
+    with ServerProcess(tmp_path / "runs.db") as server:
+        submit(server.client, "s", DRIP)
+        seen: list[SSEEvent] = []
+        proc = server.proc
+        assert proc is not None
+        with _AnyEnd(), server.client.stream("GET", f"{API}/s/events") as stream:
+            for item in iter_sse(stream):
+                if isinstance(item, SSEEvent):
+                    seen.append(item)
+                    if item.event == "step" and len([e for e in seen if e.event == "step"]) == 2:
+                        proc.send_signal(15)
+        # The stream ended without the run's `end`: the server closed it on shutdown.
+        assert seen and seen[-1].event != "end"
+        # uvicorn re-raises the signal once its graceful shutdown is complete.
+        assert server.wait_death(15) in (0, -15)
+        assert "Application shutdown complete" in server.log.read_text()
+        server.start()
+        rest = events(server.client, "s", **{"Last-Event-ID": str(seen[-1].id)})
+        check_events(seen + rest)
+        submit(server.client, "base", DRIP)
+        path = check_like_baseline(server, "s", "base")
+    assert "crashed" in {new for _, new in path}  # recovered at start-up, then resumed
+
+
+class _AnyEnd:
+    """Accept a stream that ends cleanly or is cut at shutdown."""
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
+        return exc_type is not None and issubclass(exc_type, httpx.TransportError)
+
+
+def test_two_concurrent_resumes_one_wins(tmp_path: Path) -> None:
+    with ServerProcess(tmp_path / "runs.db") as server:
+        submit(server.client, "r", ASK)
+        wait_for_status(server.client, "r", "paused", timeout=20)
+        codes: list[int] = []
+        barrier = threading.Barrier(2)
+
+        def resume() -> None:
+            with httpx.Client(base_url=server.base_url, timeout=10) as client:
+                barrier.wait()
+                codes.append(client.post(f"{API}/r/resume", json={"value": {"ok": 1}}).status_code)
+
+        threads = [threading.Thread(target=resume) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(20)
+        assert sorted(codes) == [202, 409]
+        submit(server.client, "base", ASK)
+        wait_for_status(server.client, "base", "paused", timeout=20)
+        assert (
+            server.client.post(f"{API}/base/resume", json={"value": {"ok": 1}}).status_code == 202
+        )
+        path = check_like_baseline(server, "r", "base")
+        late = server.client.post(f"{API}/r/resume", json={"value": {"ok": 1}})
+        assert late.status_code == 409  # after completion: never re-run
+    assert [new for _, new in path].count("running") == 2  # started once, resumed once
+
+
+def test_two_concurrent_submits_with_one_id_make_one_run(tmp_path: Path) -> None:
+    with ServerProcess(tmp_path / "runs.db") as server:
+        client = server.client
+        assert client.post("/api/v1/workflows", json=DRIP).status_code in (200, 201)
+        body = {"execution_id": "d", "workflow_id": "fdrip", "input_data": {}}
+        codes: list[int] = []
+        barrier = threading.Barrier(2)
+
+        def post() -> None:
+            with httpx.Client(base_url=server.base_url, timeout=10) as c:
+                barrier.wait()
+                codes.append(c.post(API, json=body).status_code)
+
+        threads = [threading.Thread(target=post) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(20)
+        assert all(code < 300 for code in codes), codes
+        submit(client, "base", DRIP)
+        path = check_like_baseline(server, "d", "base")
+    assert [new for _, new in path].count("pending") == 1
+
+
+def test_stop_mid_node(tmp_path: Path) -> None:
+    with ServerProcess(tmp_path / "runs.db") as server:
+        client = server.client
+        submit(client, "x", SLOW, seconds=30, tag="t")
+        wait_for_status(client, "x", "running", timeout=20)
+        wait_step(client, "x", "start")
+        assert client.post(f"{API}/x/stop").status_code == 202
+        done = wait_for_status(client, "x", "stopped", timeout=10)
+        assert done["error_code"] == "E004"
+        path = check_events(events(client, "x"))
+        assert path[-2:] == [("running", "stopping"), ("stopping", "stopped")]
+        steps = client.get(f"{API}/x/steps").json()["steps"]
+        cut = [s for s in steps if s["step"] == "nap"]
+        assert len(cut) == 1 and cut[0]["error_code"] == "E004" and not cut[0]["completed"]
+        assert client.post(f"{API}/x/resume").status_code == 409
+        assert unowned(server.db) == []
+
+
+def test_sse_reconnect_across_a_kill_has_no_gap_and_no_duplicate(tmp_path: Path) -> None:
+    with ServerProcess(tmp_path / "runs.db") as server:
+        submit(server.client, "e", DRIP)
+        proc = server.proc
+        assert proc is not None
+        seen: list[SSEEvent] = []
+        with _AnyEnd(), server.client.stream("GET", f"{API}/e/events") as stream:
+            for item in iter_sse(stream):
+                if isinstance(item, SSEEvent):
+                    seen.append(item)
+                    if item.event == "step" and item.json()["data"].get("step") == "t0":
+                        proc.send_signal(signal.SIGKILL)
+        assert server.wait_death() == -signal.SIGKILL
+        # Every event a client saw was committed first: the restarted server's replay
+        # continues exactly after the last one.
+        server.start()
+        rest = events(server.client, "e", **{"Last-Event-ID": str(seen[-1].id)})
+        check_events(seen + rest)
+        submit(server.client, "base", DRIP)
+        check_like_baseline(server, "e", "base")
