@@ -16,6 +16,7 @@ writer they run on the writer thread.
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any, LiteralString, TypeVar
@@ -30,6 +31,7 @@ from checkpoints.store import (
     apply_run_changes,
     dt_to_db,
 )
+from checkpoints.threads import THREAD_FIELDS, ThreadRecord, ThreadRow
 from graph_runtime.errors import ConflictError, InvalidTransition, RunNotFound, StoreError
 from graph_runtime.models import Event, TaskStatus, TaskStepResult, utcnow
 from graph_runtime.state_machine import check_transition
@@ -38,7 +40,9 @@ __all__ = [
     "Failed",
     "check_run_id",
     "create_run",
+    "create_thread",
     "delete_run",
+    "delete_thread",
     "fetch_one",
     "insert_records",
     "job",
@@ -47,6 +51,7 @@ __all__ = [
     "store_error",
     "transition",
     "update_run",
+    "update_thread",
 ]
 
 _T = TypeVar("_T")
@@ -182,6 +187,37 @@ def delete_run(conn: sqlite3.Connection, run_id: str) -> None:
     """Delete the run; foreign keys (ON DELETE CASCADE) take its steps, logs and events."""
     if conn.execute(sql.DELETE_RUN, (run_id,)).rowcount == 0:
         raise RunNotFound(f"no run {run_id!r}")
+
+
+def create_thread(conn: sqlite3.Connection, row: ThreadRow) -> tuple[ThreadRecord, bool]:
+    """Insert a thread; ``(existing, False)`` when the id is taken."""
+    if conn.execute(sql.INSERT_THREAD, row).rowcount == 0:
+        existing = fetch_one(conn, sql.SELECT_THREAD, (row["thread_id"],))
+        assert existing is not None  # the insert conflicted with it, in this transaction
+        return ThreadRecord.from_row(existing), False
+    return ThreadRecord.from_row(row), True
+
+
+def update_thread(
+    conn: sqlite3.Connection, thread_id: str, fields: Mapping[str, Any]
+) -> ThreadRecord | None:
+    """Change a thread's fields; None when there is no such thread."""
+    refused = set(fields) - THREAD_FIELDS
+    if refused:
+        raise TypeError(f"these thread fields cannot be set: {sorted(refused)}")
+    # Read and write in one write transaction: concurrent updates do not lose each other.
+    row = fetch_one(conn, sql.SELECT_THREAD, (thread_id,))
+    if row is None:
+        return None
+    current = ThreadRecord.from_row(row)
+    updated = dataclasses.replace(current, updated_at=utcnow(), **fields)
+    conn.execute(sql.UPDATE_THREAD, updated.to_row())
+    return updated
+
+
+def delete_thread(conn: sqlite3.Connection, thread_id: str) -> bool:
+    """Delete a thread's record; False when there was none."""
+    return bool(conn.execute(sql.DELETE_THREAD, (thread_id,)).rowcount)
 
 
 def insert_records(

@@ -11,13 +11,16 @@ from typing import LiteralString
 
 __all__ = [
     "DELETE_RUN",
+    "DELETE_THREAD",
     "INSERT_EVENT",
     "INSERT_EVENT_IDEMPOTENT",
     "INSERT_LOG",
     "INSERT_RUN",
     "INSERT_STEP",
+    "INSERT_THREAD",
     "INSERT_WORKFLOW",
     "LIST_RUNS",
+    "LIST_THREADS",
     "LIST_WORKFLOWS",
     "PRAGMA_FOREIGN_KEYS",
     "PRAGMA_NO_BUSY_TIMEOUT",
@@ -35,10 +38,12 @@ __all__ = [
     "SELECT_RUN",
     "SELECT_STEPS",
     "SELECT_STEP_KEYS",
+    "SELECT_THREAD",
     "SELECT_WORKFLOW_LATEST",
     "SELECT_WORKFLOW_VERSION",
     "SELECT_WORKFLOW_VERSIONS",
     "UPDATE_RUN",
+    "UPDATE_THREAD",
 ]
 
 PRAGMA_WAL: LiteralString = "PRAGMA journal_mode = WAL"
@@ -100,10 +105,30 @@ LIST_RUNS: LiteralString = """
 SELECT * FROM runs
 WHERE (:statuses IS NULL OR status IN (SELECT value FROM json_each(:statuses)))
   AND (:workflow_id IS NULL OR workflow_id = :workflow_id)
+  AND (:thread_id IS NULL OR thread_id = :thread_id)
 ORDER BY created_at, rowid
 LIMIT :limit OFFSET :offset
 """
 DELETE_RUN: LiteralString = "DELETE FROM runs WHERE run_id = ?"
+
+# Threads (migration 0002): a taken id is not an error, the caller gets the existing record.
+INSERT_THREAD: LiteralString = """
+INSERT INTO threads (thread_id, graph_id, metadata, input_keys, created_at, updated_at)
+VALUES (:thread_id, :graph_id, :metadata, :input_keys, :created_at, :updated_at)
+ON CONFLICT (thread_id) DO NOTHING
+"""
+SELECT_THREAD: LiteralString = "SELECT * FROM threads WHERE thread_id = ?"
+UPDATE_THREAD: LiteralString = """
+UPDATE threads SET graph_id = :graph_id, metadata = :metadata, input_keys = :input_keys,
+  updated_at = :updated_at
+WHERE thread_id = :thread_id
+"""
+DELETE_THREAD: LiteralString = "DELETE FROM threads WHERE thread_id = ?"
+LIST_THREADS: LiteralString = """
+SELECT * FROM threads
+WHERE (:ids IS NULL OR thread_id IN (SELECT value FROM json_each(:ids)))
+ORDER BY created_at, rowid
+"""
 
 # A status event must not vanish, so transition/create_run use a plain INSERT (a taken id
 # is a ConflictError); record() uses DO NOTHING so a replayed event is a no-op.

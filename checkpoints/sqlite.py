@@ -17,7 +17,9 @@ concurrent writes share one transaction. The writer is either
 
 Reads run on the event loop with the stdlib driver: small indexed lookups that in WAL mode
 never wait for a writer. The checkpointer's tables live in the same file; this module only
-touches ``workflows``, ``runs``, ``steps``, ``logs``, ``events``, ``graph_runtime_migrations``.
+touches ``workflows``, ``runs``, ``steps``, ``logs``, ``events``, ``threads`` (the
+:class:`~checkpoints.threads.ThreadStore` of the LangGraph Server API) and
+``graph_runtime_migrations``.
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ from checkpoints.store import (
     step_from_row,
     step_to_row,
 )
+from checkpoints.threads import ThreadRecord
 from graph_runtime.errors import RunNotFound, StoreError, WorkflowNotFound
 from graph_runtime.models import Event, TaskStatus, TaskStepResult
 
@@ -267,13 +270,20 @@ class SqliteRunStore:
         *,
         status: Collection[TaskStatus] | None = None,
         workflow_id: str | None = None,
+        thread_id: str | None = None,
         limit: int = 100,
         offset: int = 0,
     ) -> list[RunRecord]:
         if limit < 0 or offset < 0:
             raise ValueError("limit and offset must be >= 0")
         statuses = None if status is None else json_dumps([TaskStatus(s).value for s in status])
-        params = dict(statuses=statuses, workflow_id=workflow_id, limit=limit, offset=offset)
+        params = dict(
+            statuses=statuses,
+            workflow_id=workflow_id,
+            thread_id=thread_id,
+            limit=limit,
+            offset=offset,
+        )
         return [RunRecord.from_row(r) for r in self._read(sql.LIST_RUNS, params)]
 
     async def transition(
@@ -312,6 +322,30 @@ class SqliteRunStore:
     async def delete_run(self, run_id: str) -> None:
         await self._write(partial(ops.delete_run, run_id=run_id), run_id)
         self._threads.pop(run_id, None)
+
+    # -- threads (ThreadStore) -------------------------------------------------------------
+
+    async def create_thread(self, record: ThreadRecord) -> tuple[ThreadRecord, bool]:
+        # Keyed by the thread id: the writer groups it with that thread's checkpoints.
+        body = partial(ops.create_thread, row=record.to_row())
+        return await self._write(body, record.thread_id)
+
+    async def get_thread(self, thread_id: str) -> ThreadRecord | None:
+        rows = self._read(sql.SELECT_THREAD, (thread_id,))
+        return ThreadRecord.from_row(rows[0]) if rows else None
+
+    async def update_thread(self, thread_id: str, **fields: Any) -> ThreadRecord | None:
+        if "input_keys" in fields:
+            fields["input_keys"] = tuple(fields["input_keys"])
+        body = partial(ops.update_thread, thread_id=thread_id, fields=fields)
+        return await self._write(body, thread_id)
+
+    async def delete_thread(self, thread_id: str) -> bool:
+        return await self._write(partial(ops.delete_thread, thread_id=thread_id), thread_id)
+
+    async def list_threads(self, ids: Collection[str] | None = None) -> list[ThreadRecord]:
+        params = {"ids": None if ids is None else json_dumps(list(ids))}
+        return [ThreadRecord.from_row(r) for r in self._read(sql.LIST_THREADS, params)]
 
     # -- steps, logs, events ---------------------------------------------------------------
 

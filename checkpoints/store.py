@@ -333,10 +333,11 @@ class RunStore(Protocol):
         *,
         status: Collection[TaskStatus] | None = None,
         workflow_id: str | None = None,
+        thread_id: str | None = None,
         limit: int = 100,
         offset: int = 0,
     ) -> list[RunRecord]:
-        """Runs in creation order, optionally filtered by status and workflow."""
+        """Runs in creation order, optionally filtered by status, workflow and thread."""
         ...
 
     async def transition(

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from server.routes import executions, ops, tasks, workflows
+from server.routes import (
+    agent_protocol,
+    agent_protocol_runs,
+    executions,
+    ops,
+    tasks,
+    workflows,
+)
 
 __all__ = ["ROUTERS"]
 
@@ -13,4 +20,6 @@ ROUTERS: tuple[APIRouter, ...] = (
     tasks.router,
     workflows.router,
     ops.router,
+    agent_protocol.router,
+    agent_protocol_runs.router,
 )

@@ -40,6 +40,10 @@ EXPECTED_SCHEMA = {
     ("index", "steps_run_seq"),
     ("table", "logs"),
     ("index", "logs_run_id"),
+    ("table", "threads"),
+    ("index", "sqlite_autoindex_threads_1"),
+    ("index", "threads_created"),
+    ("index", "runs_thread_created"),
 }
 
 # Runs in a subprocess: open the store, record a step, report, then wait to be killed.
@@ -274,7 +278,7 @@ async def test_migrations_make_the_expected_schema_and_leave_other_tables(db: Pa
         assert conn.execute("PRAGMA user_version").fetchone()[0] == 7
         applied = conn.execute("SELECT version, name FROM graph_runtime_migrations").fetchall()
     conn.close()
-    assert applied == [(1, "0001_init.sql")]
+    assert applied == [(1, "0001_init.sql"), (2, "0002_threads.sql")]
 
 
 async def test_rerunning_migrate_is_a_no_op(db: Path) -> None:
