@@ -21,6 +21,7 @@ __all__ = [
     "INSERT_WORKFLOW",
     "LIST_RUNS",
     "LIST_THREADS",
+    "LIST_THREAD_RUNS",
     "LIST_WORKFLOWS",
     "PRAGMA_FOREIGN_KEYS",
     "PRAGMA_NO_BUSY_TIMEOUT",
@@ -105,7 +106,16 @@ LIST_RUNS: LiteralString = """
 SELECT * FROM runs
 WHERE (:statuses IS NULL OR status IN (SELECT value FROM json_each(:statuses)))
   AND (:workflow_id IS NULL OR workflow_id = :workflow_id)
-  AND (:thread_id IS NULL OR thread_id = :thread_id)
+ORDER BY created_at, rowid
+LIMIT :limit OFFSET :offset
+"""
+# One thread's runs: its own statement, since `:thread_id IS NULL OR ...` would keep SQLite
+# from searching runs_thread_created and scan every run instead.
+LIST_THREAD_RUNS: LiteralString = """
+SELECT * FROM runs
+WHERE thread_id = :thread_id
+  AND (:statuses IS NULL OR status IN (SELECT value FROM json_each(:statuses)))
+  AND (:workflow_id IS NULL OR workflow_id = :workflow_id)
 ORDER BY created_at, rowid
 LIMIT :limit OFFSET :offset
 """

@@ -277,14 +277,12 @@ class SqliteRunStore:
         if limit < 0 or offset < 0:
             raise ValueError("limit and offset must be >= 0")
         statuses = None if status is None else json_dumps([TaskStatus(s).value for s in status])
-        params = dict(
-            statuses=statuses,
-            workflow_id=workflow_id,
-            thread_id=thread_id,
-            limit=limit,
-            offset=offset,
-        )
-        return [RunRecord.from_row(r) for r in self._read(sql.LIST_RUNS, params)]
+        params = dict(statuses=statuses, workflow_id=workflow_id, limit=limit, offset=offset)
+        if thread_id is not None:
+            rows = self._read(sql.LIST_THREAD_RUNS, {**params, "thread_id": thread_id})
+        else:
+            rows = self._read(sql.LIST_RUNS, params)
+        return [RunRecord.from_row(r) for r in rows]
 
     async def transition(
         self,
