@@ -6,57 +6,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers.workflows import SIX, SLOW
 
 from graph_runtime.config import RuntimeConfig
 from graph_runtime.errors import ConflictError, InvalidTransition, RunNotFound
 from graph_runtime.models import ErrorCode, EventType, TaskStatus
 from graph_runtime.runtime import Runtime
-
-SCHEMA = "graph-runtime/workflow/v1"
-
-# Six supersteps: start, a, b, c, d, out; each appends its name.
-SIX = {
-    "schema": SCHEMA,
-    "id": "six",
-    "state": {
-        "trail": {"type": "array", "reducer": "append", "default": []},
-        "n": {"type": "integer", "default": 0},
-    },
-    "nodes": [
-        {"id": "start", "type": "input", "config": {}},
-        *(
-            {
-                "id": x,
-                "type": "transform",
-                "config": {"set": {"trail": f"['{x}']", "n": "state.n + 1"}},
-            }
-            for x in "abcd"
-        ),
-        {
-            "id": "out",
-            "type": "output",
-            "config": {"select": {"trail": "state.trail", "n": "state.n"}},
-        },
-    ],
-    "edges": [
-        {"from": "start", "to": "a"},
-        {"from": "a", "to": "b"},
-        {"from": "b", "to": "c"},
-        {"from": "c", "to": "d"},
-        {"from": "d", "to": "out"},
-    ],
-}
-
-SLOW = {
-    "schema": SCHEMA,
-    "id": "slow",
-    "nodes": [
-        {"id": "start", "type": "input", "config": {}},
-        {"id": "nap", "type": "wait", "config": {"seconds": "input.seconds"}},
-        {"id": "out", "type": "output", "config": {"select": {"tag": "input.tag"}}},
-    ],
-    "edges": [{"from": "start", "to": "nap"}, {"from": "nap", "to": "out"}],
-}
 
 
 @pytest.fixture
