@@ -22,7 +22,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any, LiteralString, TypeVar
 
 from checkpoints import _sqlite_store_sql as sql
-from checkpoints._sqlite_writer import WriteFn
+from checkpoints._sqlite_writer import WriteFn, is_storage_fault
 from checkpoints.store import (
     LogRecord,
     RunRecord,
@@ -52,6 +52,7 @@ __all__ = [
     "transition",
     "update_run",
     "update_thread",
+    "write_probe",
 ]
 
 _T = TypeVar("_T")
@@ -80,8 +81,10 @@ def job(body: Callable[[sqlite3.Connection], _T], run_id: str = "") -> WriteFn:
         try:
             result = body(conn)
         except Exception as exc:
-            if not conn.in_transaction:
-                raise  # SQLite rolled the whole transaction back: the writer fails the batch
+            if not conn.in_transaction or is_storage_fault(exc):
+                # SQLite rolled the whole transaction back, or the database refuses writes
+                # (locked, full, read-only): the writer fails the batch as a whole.
+                raise
             conn.execute(sql.ROLLBACK_TO_JOB)
             conn.execute(sql.RELEASE_JOB)
             return Failed(job_error(exc, run_id))
@@ -230,6 +233,22 @@ def insert_records(
         conn.executemany(sql.INSERT_STEP, steps)
     if logs:
         conn.executemany(sql.INSERT_LOG, logs)
+
+
+_PROBE_BYTES = 65536
+
+
+def write_probe(conn: sqlite3.Connection) -> None:
+    """Write 64 KiB and take it back: fails as a real write would (full, read-only, locked)."""
+    conn.execute("SAVEPOINT write_probe")
+    try:
+        conn.execute(
+            "INSERT INTO graph_runtime_write_probe (pad) VALUES (zeroblob(?))", (_PROBE_BYTES,)
+        )
+    finally:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK TO write_probe")
+            conn.execute("RELEASE write_probe")
 
 
 def store_error(exc: BaseException) -> StoreError:

@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 from checkpoints import _sqlite_store_ops as ops
 from checkpoints import _sqlite_store_sql as sql
+from checkpoints._sqlite_writer import is_storage_fault
 from checkpoints.migrate import migrate
 from graph_runtime.errors import StoreError
 
@@ -115,7 +116,9 @@ def settle(
 ) -> None:
     """Resolve a store call's future from its job's outcome (called by the writer)."""
     if isinstance(error, sqlite3.Error):
-        logger.error("run store write failed: %s", error, extra={"action": "store.commit"})
+        # An outage (locked, full, read-only) is reported once by whoever handles it.
+        level = logging.DEBUG if is_storage_fault(error) else logging.ERROR
+        logger.log(level, "run store write failed: %s", error, extra={"action": "store.commit"})
         error = ops.store_error(error)
     elif error is None and isinstance(result, ops.Failed):
         error = result.error

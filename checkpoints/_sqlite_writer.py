@@ -57,6 +57,9 @@ WriteFn = Callable[[sqlite3.Connection], object]
 OnDone = Callable[[object, BaseException | None], None]
 """``(result, error)`` of an operation, called on its loop's thread as soon as it completed."""
 
+Prelude = Callable[[sqlite3.Connection], Callable[[], None] | None]
+"""Runs first in every transaction; returns what to call once that transaction committed."""
+
 WriterMode = Literal["loop", "thread"]
 When = Literal["soon", "now", "later"]
 
@@ -68,6 +71,11 @@ _MANY = object()
 
 _SQLITE_BUSY = 5
 _SQLITE_LOCKED = 6
+# The database as a whole refuses writes: busy or locked past the timeout, out of memory,
+# read-only, an I/O error, corrupt, full, cannot be opened. Every operation of a batch
+# would fail the same way, so the batch fails whole (no per-operation retry).
+_STORAGE_FAULTS = frozenset({_SQLITE_BUSY, _SQLITE_LOCKED, 7, 8, 10, 11, 13, 14, 26})
+_FAULT_WORDS = ("locked", "busy", "readonly", "read-only", "disk", "full", "i/o", "unable to open")
 _BEGIN_SQL = "BEGIN IMMEDIATE"
 _COMMIT_SQL = "COMMIT"
 _ROLLBACK_SQL = "ROLLBACK"
@@ -83,6 +91,30 @@ def _is_busy(exc: sqlite3.OperationalError) -> bool:
     if code is not None:
         return (code & 0xFF) in (_SQLITE_BUSY, _SQLITE_LOCKED)
     return "locked" in str(exc) or "busy" in str(exc)
+
+
+def is_storage_fault(exc: BaseException) -> bool:
+    """Whether ``exc`` (or an exception it was raised from) is the database refusing writes.
+
+    Busy or locked past the busy timeout, disk full, read-only, I/O error and the like: a
+    condition of the database, not of the statement, that goes away once an operator (or
+    the other connection) fixes it. A constraint violation or a bad statement is not one.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, sqlite3.OperationalError | sqlite3.DatabaseError) and not (
+            isinstance(current, sqlite3.IntegrityError | sqlite3.ProgrammingError)
+        ):
+            code = getattr(current, "sqlite_errorcode", None)
+            if code is not None:
+                if (code & 0xFF) in _STORAGE_FAULTS:
+                    return True
+            elif any(word in str(current).lower() for word in _FAULT_WORDS):
+                return True
+        current = current.__cause__ or current.__context__
+    return False
 
 
 class _Op:
@@ -172,6 +204,10 @@ class GroupCommitWriter:
         # The thread (key) of the last commit if it held one thread's operations, else
         # _MANY: tells a lone run (commit right away) from concurrent runs (batch).
         self._last_key: object = None
+        # Runs first in every transaction (the run store's journal replay), see set_prelude.
+        self._prelude: Prelude | None = None
+        self.fault: BaseException | None = None
+        """The storage fault that failed the last transaction; ``None`` once one commits."""
         # Observability (and tests): batches committed and the operations they held.
         self.commits = 0
         self.operations = 0
@@ -182,6 +218,19 @@ class GroupCommitWriter:
         self._checkpoint_executor: ThreadPoolExecutor | None = None
         self._checkpoint_running = False
         self._last_checkpoint = time.monotonic()
+
+    def set_prelude(self, prelude: Prelude | None) -> None:
+        """Run ``prelude(conn)`` at the start of every transaction from now on.
+
+        It runs inside a savepoint: a storage fault fails the transaction (and so the
+        batch, like any of its operations would), another error drops what the prelude
+        wrote and is logged, and the batch goes ahead. What it returns, if not ``None``, is
+        called right after the transaction committed, before the batch's operations are
+        completed. The run store uses it to replay its write-failure journal ahead of
+        everything else, in the same transaction.
+        """
+        with self._conn_lock:
+            self._prelude = prelude
 
     # --- submitting -------------------------------------------------------------------
 
@@ -445,28 +494,31 @@ class GroupCommitWriter:
             if not self._begin(wait=wait):
                 return False
         except Exception as exc:
-            for op in batch:
-                op.error, op.done = exc, True
+            self._fail(batch, exc)
             return True
         conn = self._conn
+        committed: Callable[[], None] | None = None
         try:
+            if self._prelude is not None:
+                committed = self._run_prelude(self._prelude)
             for op in batch:
                 if op.fn is not None:
                     op.result = op.fn(conn)
             conn.execute(_COMMIT_SQL)
         except BaseException as exc:
             self._rollback()
-            if len(batch) == 1 or not isinstance(exc, Exception):
-                for op in batch:
-                    op.error, op.done = exc, True
-                if not isinstance(exc, Exception):
-                    raise
+            if not isinstance(exc, Exception):
+                self._fail(batch, exc)
+                raise
+            if len(batch) == 1 or is_storage_fault(exc):
+                self._fail(batch, exc)
                 return True
             # Isolate the failure: each operation in its own transaction.
             for op in batch:
                 self._execute_one(op)
             self._after_commit()
             return True
+        self._committed(committed)
         for op in batch:
             op.done = True
         self.commits += 1
@@ -477,11 +529,29 @@ class GroupCommitWriter:
         self._after_commit()
         return True
 
+    def _run_prelude(self, prelude: Prelude) -> Callable[[], None] | None:
+        conn = self._conn
+        conn.execute("SAVEPOINT writer_prelude")
+        try:
+            committed = prelude(conn)
+        except Exception as exc:
+            if is_storage_fault(exc) or not conn.in_transaction:
+                raise
+            conn.execute("ROLLBACK TO writer_prelude")
+            conn.execute("RELEASE writer_prelude")
+            logger.exception("the SQLite writer's prelude failed; the batch goes ahead")
+            return None
+        conn.execute("RELEASE writer_prelude")
+        return committed
+
     def _execute_one(self, op: _Op) -> None:
         op.result, op.error = None, None
+        committed: Callable[[], None] | None = None
         try:
             self._begin(wait=True)
             try:
+                if self._prelude is not None:
+                    committed = self._run_prelude(self._prelude)
                 if op.fn is not None:
                     op.result = op.fn(self._conn)
                 self._conn.execute(_COMMIT_SQL)
@@ -490,7 +560,25 @@ class GroupCommitWriter:
                 raise
         except Exception as exc:
             op.error = exc
+            if is_storage_fault(exc):
+                self.fault = exc
+        else:
+            self._committed(committed)
         op.done = True
+
+    def _fail(self, batch: list[_Op], exc: BaseException) -> None:
+        if isinstance(exc, Exception) and is_storage_fault(exc):
+            self.fault = exc
+        for op in batch:
+            op.error, op.done = exc, True
+
+    def _committed(self, prelude_done: Callable[[], None] | None) -> None:
+        self.fault = None
+        if prelude_done is not None:
+            try:
+                prelude_done()
+            except Exception:
+                logger.exception("the SQLite writer's prelude callback failed")
 
     def _rollback(self) -> None:
         if self._conn.in_transaction:

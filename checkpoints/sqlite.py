@@ -37,6 +37,7 @@ from typing import Any, Literal, LiteralString, TypeVar, cast
 from checkpoints import _sqlite_store_ops as ops
 from checkpoints import _sqlite_store_setup as setup
 from checkpoints import _sqlite_store_sql as sql
+from checkpoints._sqlite_store_journal import JournalKeeper
 from checkpoints._sqlite_store_setup import WriterStats, lock_database, unlock_database
 from checkpoints._sqlite_writer import (
     GroupCommitWriter,
@@ -44,11 +45,14 @@ from checkpoints._sqlite_writer import (
     When,
     WriteFn,
     WriterClosedError,
+    is_storage_fault,
 )
+from checkpoints.journal import WriteJournal, journal_path
 from checkpoints.store import (
     LogRecord,
     RunRecord,
     StoredWorkflow,
+    StoreHealth,
     event_from_row,
     event_to_row,
     json_dumps,
@@ -77,9 +81,12 @@ class SqliteRunStore:
         reader: sqlite3.Connection,
         own_connection: sqlite3.Connection | None,
         lock_fd: int | None,
+        journal: WriteJournal | None = None,
     ) -> None:
         self.path = path
         self._writer = writer
+        # Record writes the database refuses wait here until it takes them (E006 outage).
+        self._journal = None if journal is None else JournalKeeper(journal, writer)
         self._reader = reader
         self._own_connection = own_connection
         self._lock_fd = lock_fd
@@ -111,6 +118,7 @@ class SqliteRunStore:
         lock: bool = True,
         synchronous: Literal["NORMAL", "FULL"] = "NORMAL",
         writer: GroupCommitWriter | None = None,
+        journal: bool = True,
     ) -> SqliteRunStore:
         """Open the store (create, lock, migrate); call :meth:`close` when done.
 
@@ -124,6 +132,9 @@ class SqliteRunStore:
                 shared ``writer``: its connection's setting applies.
             writer: commit through this writer (``FastSqliteSaver.writer``) instead of a
                 connection of the store's own; the store does not close it.
+            journal: keep record writes the database refuses (locked, full, read-only) in
+                ``<path>.journal.jsonl`` and replay them once it takes writes again; a
+                journal left by an earlier process is replayed by the first write.
 
         Raises:
             StoreError: another process holds the lock, or the database cannot be opened or
@@ -160,6 +171,7 @@ class SqliteRunStore:
             reader.row_factory = sqlite3.Row
             # query_only: a bug that writes through the reader fails instead of racing the writer.
             reader.execute(sql.PRAGMA_QUERY_ONLY)
+            kept = WriteJournal(journal_path(db)) if journal else None
         except BaseException as exc:
             if own is not None and writer is not None:
                 writer.close()
@@ -168,10 +180,17 @@ class SqliteRunStore:
                     conn.close()
             if lock_fd is not None:
                 setup.unlock_database(lock_fd)
-            if isinstance(exc, sqlite3.Error | WriterClosedError):
+            if isinstance(exc, sqlite3.Error | WriterClosedError | OSError):
                 raise StoreError(f"cannot open the run store {db}: {exc}") from exc
             raise
-        return cls(path=db, writer=writer, reader=reader, own_connection=own, lock_fd=lock_fd)
+        return cls(
+            path=db,
+            writer=writer,
+            reader=reader,
+            own_connection=own,
+            lock_fd=lock_fd,
+            journal=kept,
+        )
 
     @classmethod
     @asynccontextmanager
@@ -183,10 +202,16 @@ class SqliteRunStore:
         lock: bool = True,
         synchronous: Literal["NORMAL", "FULL"] = "NORMAL",
         writer: GroupCommitWriter | None = None,
+        journal: bool = True,
     ) -> AsyncIterator[SqliteRunStore]:
         """Open the store for the ``async with`` block; see :meth:`connect` for the arguments."""
         store = await cls.connect(
-            path, busy_timeout_ms=busy_timeout_ms, lock=lock, synchronous=synchronous, writer=writer
+            path,
+            busy_timeout_ms=busy_timeout_ms,
+            lock=lock,
+            synchronous=synchronous,
+            writer=writer,
+            journal=journal,
         )
         try:
             yield store
@@ -201,6 +226,8 @@ class SqliteRunStore:
         try:
             with contextlib.suppress(WriterClosedError):
                 await self._writer.wait_idle()
+            if self._journal is not None:
+                self._journal.close()
             if self._own_connection is not None:
                 self._writer.close()
                 self._own_connection.close()
@@ -405,23 +432,65 @@ class SqliteRunStore:
         ops.check_run_id(run_id, [*events, *steps, *logs])
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         fn: WriteFn | None = None
+        settle: OnDone = partial(setup.settle, done, on_done)
         if events or steps or logs:
             # Rows are built here, in the caller's task: the transaction only runs SQL.
-            body = partial(
-                ops.insert_records,
-                events=[event_to_row(e) for e in events],
-                steps=[step_to_row(run_id, s) for s in steps],
-                logs=[log.to_row() for log in logs],
+            rows = (
+                [event_to_row(e) for e in events],
+                [step_to_row(run_id, s) for s in steps],
+                [log.to_row() for log in logs],
             )
+            body = partial(ops.insert_records, events=rows[0], steps=rows[1], logs=rows[2])
             fn = ops.job(body, run_id)
+            if self._journal is not None:
+                settle = partial(self._settle_record, run_id, rows, settle)
             self._stats.record_calls += 1
         elif lazy:
             done.set_result(None)
             if on_done is not None:
                 on_done(None)
             return done
-        self._submit(fn, run_id, partial(setup.settle, done, on_done), "later" if lazy else "soon")
+        self._submit(fn, run_id, settle, "later" if lazy else "soon")
         return done
+
+    def _settle_record(
+        self,
+        run_id: str,
+        rows: tuple[list[Row], list[Row], list[Row]],
+        settle: OnDone,
+        result: object,
+        error: BaseException | None,
+    ) -> None:
+        # A write the database refused as a whole goes to the journal; its future resolves
+        # once the journal is replayed (its events are published then, in order).
+        if (
+            error is not None
+            and self._journal is not None
+            and is_storage_fault(error)
+            and self._journal.keep(run_id, *rows, resolve=partial(settle, None, None))
+        ):
+            return
+        settle(result, error)
+
+    def health(self) -> StoreHealth:
+        """Whether the last write was refused, and how many rows wait in the journal."""
+        fault = self._writer.fault
+        return StoreHealth(
+            writable=fault is None,
+            error=None if fault is None else f"{type(fault).__name__}: {fault}",
+            journaled=0 if self._journal is None else self._journal.journal.records,
+        )
+
+    async def probe(self) -> None:
+        """Check that the database takes writes (replaying the journal first, if need be).
+
+        Writes 64 KiB in a transaction and takes it back, so that a database with no room
+        left fails the check as a real write would.
+
+        Raises:
+            StoreError: the database refuses writes (its cause tells why).
+        """
+        await self._write(ops.write_probe)
 
     async def events_after(self, run_id: str, after: int = 0, limit: int = 1000) -> list[Event]:
         rows = self._read(sql.SELECT_EVENTS_AFTER, (run_id, after, limit))

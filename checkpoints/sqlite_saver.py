@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import contextlib
 import json
 import os
 import random
@@ -33,7 +34,7 @@ from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 
 from checkpoints import _sqlite_saver_ops as ops
 from checkpoints import _sqlite_saver_sql as sql
-from checkpoints._sqlite_writer import GroupCommitWriter, WriteFn, WriterMode
+from checkpoints._sqlite_writer import GroupCommitWriter, WriteFn, WriterClosedError, WriterMode
 from graph_runtime import failpoints
 
 __all__ = ["FastSqliteSaver", "MigrationResult", "Synchronous"]
@@ -56,6 +57,7 @@ _WRITER_PRAGMAS = (
     "PRAGMA cache_size = -16000",
 )
 _NO_BUSY_TIMEOUT_SQL = "PRAGMA busy_timeout = 0"
+_MAX_PAGES = 4294967294  # SQLite's largest max_page_count
 _BEGIN_READ_SQL = "BEGIN"
 _COMMIT_SQL = "COMMIT"
 
@@ -187,6 +189,21 @@ class FastSqliteSaver(BaseCheckpointSaver[str]):
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
         self._closed = False
+        if failpoints.ENABLED:
+            failpoints.on_storage(self._storage_fault)
+            failpoints.hit("open")
+
+    def _storage_fault(self, kind: str, on: bool) -> None:
+        # Fault injection (tests only): make the writer connection refuse writes.
+        def apply(conn: sqlite3.Connection) -> None:
+            if kind == "read_only":
+                conn.execute(f"PRAGMA query_only = {int(on)}")
+                return
+            pages = conn.execute("PRAGMA page_count").fetchone()[0] if on else _MAX_PAGES
+            conn.execute(f"PRAGMA max_page_count = {int(pages)}").fetchall()
+
+        with contextlib.suppress(WriterClosedError):
+            self._writer.run_outside_transaction(apply)
 
     # --- construction helpers ---------------------------------------------------------
 
@@ -200,6 +217,7 @@ class FastSqliteSaver(BaseCheckpointSaver[str]):
         serde: SerializerProtocol | None = None,
         allowed_msgpack_modules: Iterable[tuple[str, ...] | type] = (),
         writer: Literal["auto", "loop", "thread"] = "auto",
+        busy_timeout: float = 5.0,
     ) -> AsyncIterator[FastSqliteSaver]:
         """Open a saver for use from an event loop; commits and closes on exit.
 
@@ -210,6 +228,7 @@ class FastSqliteSaver(BaseCheckpointSaver[str]):
             serde: Optional serializer replacing the default.
             allowed_msgpack_modules: Extra types the default serializer may rebuild.
             writer: Where commits run, see the class docstring.
+            busy_timeout: Seconds to wait when another connection holds the database lock.
 
         Yields:
             The open saver.
@@ -220,6 +239,7 @@ class FastSqliteSaver(BaseCheckpointSaver[str]):
             serde=serde,
             allowed_msgpack_modules=allowed_msgpack_modules,
             writer=writer,
+            busy_timeout=busy_timeout,
         )
         try:
             yield saver

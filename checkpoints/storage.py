@@ -45,21 +45,25 @@ class Storage:
 
 @asynccontextmanager
 async def open_runtime_storage(
-    path: str | Path, *, checkpointer: CheckpointerKind = "sqlite"
+    path: str | Path, *, checkpointer: CheckpointerKind = "sqlite", busy_timeout: float = 5.0
 ) -> AsyncIterator[Storage]:
     """Open the run store and the checkpointer on ``path``; close both on exit.
 
     The process lock (``<path>.lock``) is taken before anything touches the file, and
-    released after both are closed. On exit the store's queued writes commit, then the
-    checkpointer's, then the lock goes.
+    released after both are closed. A write-failure journal left by an earlier process
+    (``<path>.journal.jsonl``) is replayed before this returns. On exit the store's queued
+    writes commit, then the checkpointer's, then the lock goes.
 
     Args:
         path: the database file (created with its parent folders).
         checkpointer: ``"sqlite"`` (``FastSqliteSaver``, shared writer) or
             ``"langgraph-sqlite"`` (``AsyncSqliteSaver``; the store writes on its own).
+        busy_timeout: seconds a write waits for another connection's lock before it is
+            refused (E006).
 
     Raises:
-        StoreError: another process holds the database, or it cannot be opened.
+        StoreError: another process holds the database, it cannot be opened, or it
+            refuses writes (read-only, full).
     """
     db = Path(path)
     async with AsyncExitStack() as stack:
@@ -70,14 +74,39 @@ async def open_runtime_storage(
                 raise StoreError(f"cannot create the folder of {db}: {exc}") from exc
             # Lock first: a second process must fail before it writes anything to the file.
             stack.callback(unlock_database, lock_database(db))
-            saver = await stack.enter_async_context(FastSqliteSaver.from_path(db))
+            saver = await stack.enter_async_context(
+                FastSqliteSaver.from_path(db, busy_timeout=busy_timeout)
+            )
             # Entered after the saver, so closed before it: the store's queued jobs commit
             # while the saver's writer still runs.
             store = await stack.enter_async_context(
-                SqliteRunStore.open(db, lock=False, writer=saver.writer)
+                SqliteRunStore.open(
+                    db, lock=False, writer=saver.writer, busy_timeout_ms=_ms(busy_timeout)
+                )
             )
+            await _replay_journal(store)
             yield Storage(store, saver)
             return
-        store = await stack.enter_async_context(SqliteRunStore.open(db))
+        store = await stack.enter_async_context(
+            SqliteRunStore.open(db, busy_timeout_ms=_ms(busy_timeout))
+        )
+        await _replay_journal(store)
         other = await stack.enter_async_context(open_checkpointer(db, kind=checkpointer))
         yield Storage(store, other)
+
+
+def _ms(seconds: float) -> int:
+    return max(0, round(seconds * 1000))
+
+
+async def _replay_journal(store: SqliteRunStore) -> None:
+    # One empty write: a database that refuses writes (read-only, full) stops the start-up
+    # with a clear message instead of failing the first run; and a journal left by an
+    # earlier process goes in before anything reads the store (recovery reads each run's
+    # last event id and step keys).
+    try:
+        await store.probe()
+    except StoreError as exc:
+        pending = store.health().journaled
+        also = f" ({pending} journaled rows wait for it)" if pending else ""
+        raise StoreError(f"the database {store.path} refuses writes{also}: {exc.message}") from exc

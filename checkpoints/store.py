@@ -39,6 +39,7 @@ __all__ = [
     "RunRecord",
     "RunRow",
     "RunStore",
+    "StoreHealth",
     "StoredWorkflow",
     "apply_run_changes",
     "canonical_level",
@@ -293,6 +294,23 @@ class LogRecord:
         }
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StoreHealth:
+    """Whether the database takes writes, and what waits for it."""
+
+    writable: bool
+    """False when the last write was refused (locked, full, read-only...)."""
+    error: str | None = None
+    """Why it was refused."""
+    journaled: int = 0
+    """Rows (events, steps, logs) waiting in the write-failure journal."""
+
+    @property
+    def ok(self) -> bool:
+        """Writable with nothing waiting."""
+        return self.writable and not self.journaled
+
+
 class RunStore(Protocol):
     """Durable storage for workflows, runs and each run's steps, logs and events.
 
@@ -422,6 +440,14 @@ class RunStore(Protocol):
 
     async def delete_run(self, run_id: str) -> None:
         """Delete a run with its steps, logs and events; ``RunNotFound``."""
+        ...
+
+    def health(self) -> StoreHealth:
+        """Whether the last write was refused and what waits in the write-failure journal."""
+        ...
+
+    async def probe(self) -> None:
+        """Commit an empty write (replaying the journal first); ``StoreError`` if refused."""
         ...
 
     async def close(self) -> None:

@@ -164,3 +164,10 @@ class Health(BaseModel):
     active_runs: int = Field(description="Runs executing now.")
     queue_depth: int = Field(description="Runs waiting for a worker.")
     version: str = Field(description="graph-runtime version.")
+    writable: bool = Field(default=True, description="The database takes writes.")
+    journaled: int = Field(
+        default=0,
+        description="Rows (events, steps, logs) the database refused, waiting in the "
+        "write-failure journal; replayed as soon as it takes writes again.",
+    )
+    error: str | None = Field(default=None, description="Why storage is degraded.")

@@ -32,6 +32,17 @@ class RuntimeConfig(BaseSettings):
         ge=1,
         description="Processes a run may take down before start-up fails it instead of resuming.",
     )
+    busy_timeout_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        description="How long a write waits for another connection's database lock before it "
+        "is refused (the run then waits for the database and resumes from its checkpoint).",
+    )
+    storage_retry_seconds: float = Field(
+        default=2.0,
+        gt=0,
+        description="Longest pause between checks while the database refuses writes.",
+    )
     heartbeat_seconds: float = Field(default=5.0, gt=0, description="SSE keep-alive period.")
     sse_queue_size: int = Field(default=1000, ge=10, description="Events a slow client may lag.")
     max_body_bytes: int = Field(default=2_000_000, ge=1024, description="Request body cap.")

@@ -34,6 +34,7 @@ from langgraph.types import Command
 from checkpoints.store import LogRecord, RunRecord, RunStore
 from graph_runtime import failpoints
 from graph_runtime._integrations import check_answer
+from graph_runtime._outage import StorageOutage, is_storage_fault, wait_for_store
 from graph_runtime.compiler import CompiledWorkflow, Compiler, RunContext
 from graph_runtime.errors import ConflictError, GraphRuntimeError, InvalidTransition
 from graph_runtime.events import EventBus
@@ -73,8 +74,11 @@ class RunManager:
         services: Mapping[str, Any] | None = None,
         owner: str | None = None,
         shared_commits: bool = False,
+        storage_retry_seconds: float = 2.0,
     ) -> None:
         self.store = store
+        # Longest pause between checks while the database refuses writes.
+        self.storage_retry_seconds = storage_retry_seconds
         # True when the store commits through the checkpointer's writer, in queue order:
         # nodes then queue their step records instead of waiting for a commit of their own.
         self.shared_commits = shared_commits
@@ -494,6 +498,29 @@ class RunManager:
     # -- the worker -----------------------------------------------------------------------------
 
     async def _execute(self, run_id: str, payload: Any) -> None:
+        outages = 0
+        while True:
+            try:
+                await self._execute_once(run_id, payload, retry=outages > 0)
+                return
+            except StorageOutage as outage:
+                outages += 1
+                logger.warning(
+                    "run %s: the database refused a write (%s); it resumes from its last "
+                    "checkpoint once the database takes writes again",
+                    run_id,
+                    outage,
+                    extra={"action": "storage_outage", "run_id": run_id},
+                )
+                if self._closing:
+                    return  # stays running: the next start resumes it
+                if outages > 1:
+                    # It failed again right after the database took a check write: back
+                    # off, so a cut node is not re-executed in a tight loop.
+                    await asyncio.sleep(min(0.05 * 2**outages, self.storage_retry_seconds))
+                await wait_for_store(self.store, self.storage_retry_seconds)
+
+    async def _execute_once(self, run_id: str, payload: Any, *, retry: bool) -> None:
         record = await self.store.get_run(run_id)
         if record.status not in (TaskStatus.PENDING, TaskStatus.RUNNING, TaskStatus.CRASHED):
             return  # cancelled or stopped while it waited in the queue
@@ -518,7 +545,7 @@ class RunManager:
         active = _Active(run_id=run_id, recorder=recorder, task=asyncio.current_task())  # type: ignore[arg-type]
         self._active[run_id] = active
         try:
-            await self._drive(active, record, definition, payload)
+            await self._drive(active, record, definition, payload, retry=retry)
         except asyncio.CancelledError:
             if not active.stop_requested:
                 raise  # shutdown: the run stays `running` and is recovered on the next start
@@ -531,6 +558,8 @@ class RunManager:
                 ErrorCode.CANCELLED_ERROR,
             )
         except Exception as exc:
+            if is_storage_fault(exc):
+                raise StorageOutage(str(exc)) from exc
             # A bug or a store failure outside the graph: never leave the run running.
             logger.exception(
                 "run %s failed outside its graph",
@@ -564,7 +593,13 @@ class RunManager:
             )
 
     async def _drive(
-        self, active: _Active, record: RunRecord, definition: WorkflowDefinition, payload: Any
+        self,
+        active: _Active,
+        record: RunRecord,
+        definition: WorkflowDefinition,
+        payload: Any,
+        *,
+        retry: bool = False,
     ) -> None:
         recorder = active.recorder
         run_id = record.run_id
@@ -576,6 +611,12 @@ class RunManager:
             return
         recorder.expected_steps = compiled.expected_steps
         config = compiled.config(record.thread_id)
+        if retry and payload is not _NO_VALUE and payload is not None:
+            # After an outage: the answer to an interrupt is given again only if the thread
+            # still waits at it (its use may have been checkpointed before the outage).
+            snapshot = await compiled.graph.aget_state(config)
+            if not snapshot.interrupts:
+                payload = _NO_VALUE
         launch = RunLaunch.of(record.metadata)
         if launch is not None:
             # A run on a thread: input, command, checkpoint and breakpoints from its launch.
@@ -645,13 +686,11 @@ class RunManager:
             drained = exc.reason
         except TimeoutError:
             error = (ErrorCode.TIMEOUT_ERROR, f"the run passed its {timeout:g}s timeout")
-        except GraphRuntimeError as exc:
-            error = (exc.code, exc.message)
-        except GraphRecursionError as exc:
-            error = (ErrorCode.EXECUTION_ERROR, f"recursion limit reached: {exc}")
         except Exception as exc:
-            logger.exception("run failed", extra={"action": "run_failed", "run_id": run_id})
-            error = (ErrorCode.EXECUTION_ERROR, f"{type(exc).__name__}: {exc}")
+            if is_storage_fault(exc):
+                # A checkpoint or record the database refused: not the run's fault.
+                raise StorageOutage(str(exc)) from exc
+            error = _error_of(exc, run_id)
         await recorder.flush()
         await self._finish(active, compiled, config, error, drained)
 
@@ -744,6 +783,16 @@ class RunManager:
         await self._end(
             recorder, TaskStatus.RUNNING, TaskStatus.COMPLETED, "completed", result=to_view(result)
         )
+
+
+def _error_of(exc: Exception, run_id: str) -> tuple[ErrorCode, str]:
+    """The error code and message a run ends with after its graph raised ``exc``."""
+    if isinstance(exc, GraphRuntimeError):
+        return exc.code, exc.message
+    if isinstance(exc, GraphRecursionError):
+        return ErrorCode.EXECUTION_ERROR, f"recursion limit reached: {exc}"
+    logger.exception("run failed", extra={"action": "run_failed", "run_id": run_id})
+    return ErrorCode.EXECUTION_ERROR, f"{type(exc).__name__}: {exc}"
 
 
 def _input_keys(record: RunRecord) -> frozenset[str]:

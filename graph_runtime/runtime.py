@@ -100,7 +100,11 @@ class Runtime:
             # One writer for the run store and the checkpointer (FastSqliteSaver): a
             # superstep's step records commit with its checkpoint. See checkpoints.storage.
             storage = await stack.enter_async_context(
-                open_runtime_storage(self.config.db, checkpointer=self.config.checkpointer)
+                open_runtime_storage(
+                    self.config.db,
+                    checkpointer=self.config.checkpointer,
+                    busy_timeout=self.config.busy_timeout_seconds,
+                )
             )
             store = storage.store
             compiler = Compiler(
@@ -115,6 +119,7 @@ class Runtime:
                 max_concurrent_runs=self.config.max_concurrent_runs,
                 services=self.services,
                 shared_commits=storage.shared_commits,
+                storage_retry_seconds=self.config.storage_retry_seconds,
             )
             self._store, self._manager = store, manager
             await self._recover()
@@ -163,7 +168,7 @@ class Runtime:
                     TaskStatus.CRASHED,
                     TaskStatus.FAILED,
                     message,
-                    ErrorCode.EXECUTION_ERROR,
+                    ErrorCode.RETRY_EXHAUSTED,
                 )
                 logger.warning(
                     "poison run failed", extra={"action": "recover", "run_id": record.run_id}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from importlib.metadata import PackageNotFoundError, version
 from typing import Literal
@@ -18,6 +20,8 @@ logger = logging.getLogger(__name__)
 
 router = APIRouter(tags=["operations"])
 
+_PROBE_SECONDS = 1.0  # how long /healthz waits for its check of a refusing database
+
 
 def _version() -> str:
     try:
@@ -33,16 +37,32 @@ VERSION = _version()
     "/healthz",
     response_model=Health,
     summary="Health",
-    description="`ok` with the queue and active run counts; `degraded` (503) when the store "
-    "cannot be read.",
-    responses={503: {"model": Health, "description": "The store cannot be read."}},
+    description="`ok` with the queue and active run counts; `degraded` (503) when the "
+    "database cannot be read or refuses writes (locked past its timeout, full, read-only), "
+    "with the rows waiting in the write-failure journal. Runs caught by an outage wait and "
+    "resume from their last checkpoint once the database takes writes again.",
+    responses={503: {"model": Health, "description": "Storage is degraded."}},
 )
 async def healthz(runtime: RuntimeDep, response: Response) -> Health:
     status: Literal["ok", "degraded"] = "ok"
+    error: str | None = None
+    store = runtime.store
     try:
-        await runtime.store.list_runs(limit=1)
-    except Exception:
+        await store.list_runs(limit=1)
+    except Exception as exc:
         logger.exception("health check: the store failed", extra={"action": "healthz"})
+        error = f"the store cannot be read: {exc}"
+    health = store.health()
+    if error is None and not health.ok:
+        # The last write was refused, or rows wait in the journal: try one empty write
+        # (it replays the journal first), briefly, so that the answer is current even if
+        # nothing else has written since the cause went away.
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(asyncio.shield(store.probe()), _PROBE_SECONDS)
+        health = store.health()
+    if error is None and not health.ok:
+        error = health.error or f"{health.journaled} journaled rows wait for the database"
+    if error is not None:
         status = "degraded"
         response.status_code = 503
     manager = runtime.manager
@@ -51,6 +71,9 @@ async def healthz(runtime: RuntimeDep, response: Response) -> Health:
         active_runs=manager.active_count,
         queue_depth=manager.queue_depth,
         version=VERSION,
+        writable=health.writable,
+        journaled=health.journaled,
+        error=error,
     )
 
 

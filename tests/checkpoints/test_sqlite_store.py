@@ -44,6 +44,7 @@ EXPECTED_SCHEMA = {
     ("index", "sqlite_autoindex_threads_1"),
     ("index", "threads_created"),
     ("index", "runs_thread_created"),
+    ("table", "graph_runtime_write_probe"),
 }
 
 # Runs in a subprocess: open the store, record a step, report, then wait to be killed.
@@ -198,9 +199,11 @@ async def test_reads_do_not_wait_for_a_held_write_lock(store: SqliteRunStore, db
     assert len(await store.steps("r")) == 1
 
 
-async def test_lock_timeout_is_a_store_error_and_the_store_recovers(tmp_path: Path) -> None:
+async def test_without_a_journal_a_lock_timeout_is_a_store_error_and_the_store_recovers(
+    tmp_path: Path,
+) -> None:
     db = tmp_path / "busy.db"
-    async with SqliteRunStore.open(db, busy_timeout_ms=50) as store:
+    async with SqliteRunStore.open(db, busy_timeout_ms=50, journal=False) as store:
         await create(store, "r")
         with write_lock_held(db):
             with pytest.raises(StoreError) as info:
@@ -278,7 +281,7 @@ async def test_migrations_make_the_expected_schema_and_leave_other_tables(db: Pa
         assert conn.execute("PRAGMA user_version").fetchone()[0] == 7
         applied = conn.execute("SELECT version, name FROM graph_runtime_migrations").fetchall()
     conn.close()
-    assert applied == [(1, "0001_init.sql"), (2, "0002_threads.sql")]
+    assert applied == [(1, "0001_init.sql"), (2, "0002_threads.sql"), (3, "0003_write_probe.sql")]
 
 
 async def test_rerunning_migrate_is_a_no_op(db: Path) -> None:

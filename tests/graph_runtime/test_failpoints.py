@@ -12,13 +12,30 @@ from graph_runtime import failpoints
 
 
 def test_parse_reads_points_actions_and_counts() -> None:
-    plan = failpoints.parse("after_checkpoint=crash, after_step_record=raise:3,")
-    assert plan == {"after_checkpoint": ("crash", 1), "after_step_record": ("raise", 3)}
+    plan = failpoints.parse(
+        "after_checkpoint=crash, after_step_record=raise:3,open=read_only,"
+        "before_publish=disk_full:2:1.5"
+    )
+    assert plan == {
+        "after_checkpoint": ("crash", 1, None),
+        "after_step_record": ("raise", 3, None),
+        "open": ("read_only", 1, None),
+        "before_publish": ("disk_full", 2, 1.5),
+    }
     assert failpoints.parse("") == {}
 
 
 @pytest.mark.parametrize(
-    "spec", ["nowhere=crash", "after_checkpoint", "after_checkpoint=boom", "before_publish=raise:0"]
+    "spec",
+    [
+        "nowhere=crash",
+        "after_checkpoint",
+        "after_checkpoint=boom",
+        "before_publish=raise:0",
+        "open=crash:1:2",  # only storage faults last
+        "open=disk_full:1:0",
+        "open=disk_full:x",
+    ],
 )
 def test_a_typo_is_refused(spec: str) -> None:
     with pytest.raises(ValueError, match="bad fail point"):

@@ -70,7 +70,7 @@ async def test_a_poison_run_fails_on_start_and_the_queue_moves_on(tmp_path: Path
     async with Runtime(db, config=_config()) as rt:
         failed = await rt.get_run(poison.run_id)
         assert failed.status is TaskStatus.FAILED
-        assert failed.error_code is ErrorCode.EXECUTION_ERROR
+        assert failed.error_code is ErrorCode.RETRY_EXHAUSTED
         assert failed.error is not None and "died 3 times" in failed.error
         assert failed.owner is None
         done = await rt.wait(queued.run_id, timeout=10)

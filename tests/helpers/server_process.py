@@ -50,6 +50,8 @@ class ServerProcess:
         self._client: httpx.Client | None = None
         self.log = db.with_suffix(".log")
         self.starts = 0
+        self.returncode: int | None = None
+        """Exit code of the last process that died at start-up (``expect_death``)."""
 
     @property
     def client(self) -> httpx.Client:
@@ -83,7 +85,7 @@ class ServerProcess:
                 stderr=subprocess.STDOUT,
             )
         if expect_death:
-            self.proc.wait(STARTUP_TIMEOUT)
+            self.returncode = self.proc.wait(STARTUP_TIMEOUT)
             self.proc = None
             return
         self._client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10)
