@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, cast
 
 from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import BaseCheckpointSaver, CheckpointTuple
 from langgraph.types import Command, Interrupt, Send, StreamMode
 
 from nodes.base import INPUT_KEY
@@ -116,6 +117,20 @@ class RunLaunch:
         """The LangGraph modes whose chunks this run records."""
         return frozenset(self.stream_modes) & RECORDABLE_MODES
 
+    async def _checkpointed(self, compiled: CompiledWorkflow, config: RunnableConfig) -> bool:
+        """Whether this run saved a checkpoint yet (the thread's head is one of its own).
+
+        A run cut before its first checkpoint must start over with its input, also on a
+        thread whose earlier runs left checkpoints: continuing from their head would
+        drop this run's input. LangGraph copies ``metadata`` into each checkpoint, so the
+        head's ``run_id`` tells whose it is.
+        """
+        head = await _head(compiled, config)
+        if head is None:
+            return False
+        run_id = self.metadata.get("run_id")
+        return run_id is None or head.metadata.get("run_id") == run_id
+
     async def plan(
         self,
         compiled: CompiledWorkflow,
@@ -145,7 +160,7 @@ class RunLaunch:
         if self.recursion_limit is not None:
             cfg["recursion_limit"] = self.recursion_limit
         graph_input: Any = None
-        if not first and self.checkpoint_id is None and await _is_fresh(compiled, cfg):
+        if not first and self.checkpoint_id is None and not await self._checkpointed(compiled, cfg):
             first = True  # it was cut before its first checkpoint: start it over
         if not first:
             graph_input = None if resume is None else Command(resume=resume)
@@ -204,6 +219,13 @@ class StartPlan:
     """Breakpoints after nodes (None: the workflow's own)."""
     recorded: frozenset[str] = frozenset()
     """Modes whose chunks become ``stream`` events."""
+
+
+async def _head(compiled: CompiledWorkflow, config: RunnableConfig) -> CheckpointTuple | None:
+    saver = compiled.graph.checkpointer
+    if not isinstance(saver, BaseCheckpointSaver):
+        return None
+    return await saver.aget_tuple(config)
 
 
 async def _is_fresh(compiled: CompiledWorkflow, config: RunnableConfig) -> bool:

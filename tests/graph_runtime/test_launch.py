@@ -17,6 +17,7 @@ from graph_runtime.config import RuntimeConfig
 from graph_runtime.launch import RunLaunch, jsonable, stream_event_data, to_command
 from graph_runtime.models import EventType, TaskStatus, utcnow
 from graph_runtime.runtime import Runtime
+from nodes.base import INPUT_KEY
 
 SCHEMA = "graph-runtime/workflow/v1"
 
@@ -147,3 +148,20 @@ async def test_not_before_delays_the_start(rt: Runtime) -> None:
     assert record.status is TaskStatus.COMPLETED
     started = (await rt.get_run(run_id)).started_at
     assert started is not None and started >= start_at
+
+
+async def test_a_run_cut_before_its_first_checkpoint_starts_over_on_a_used_thread(
+    rt: Runtime,
+) -> None:
+    done = await submit(rt, "used", RunLaunch(input={}, metadata={"run_id": "one"}))
+    assert (await rt.wait(done, timeout=10)).result == {"n": 1}
+    compiled = rt.compile(COUNTER)
+    config = compiled.config("used")
+    # The thread's head is the earlier run's: this run saved nothing, so it starts over with
+    # its input instead of continuing (and finishing at once) from that head.
+    cut = RunLaunch(input={"seconds": 0}, metadata={"run_id": "two"})
+    plan = await cut.plan(compiled, config, first=False)
+    assert plan.graph_input is not None and plan.graph_input[INPUT_KEY] == {"seconds": 0}
+    # A run whose checkpoint is the head continues from it.
+    own = RunLaunch(input={"seconds": 0}, metadata={"run_id": "one"})
+    assert (await own.plan(compiled, config, first=False)).graph_input is None
