@@ -176,7 +176,7 @@ def test_graph_runtime_serve(tmp_path: Path) -> None:
             except httpx.TransportError:
                 return None
 
-        assert eventually(healthy, timeout=15, what="the server answering")["status"] == "ok"
+        assert eventually(healthy, timeout=30, what="the server answering")["status"] == "ok"
         listed = httpx.get(f"http://127.0.0.1:{port}/api/v1/workflows").json()["workflows"]
         assert [w["workflow_id"] for w in listed] == ["six"]
         proc.send_signal(signal.SIGTERM)
