@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import LiteralString
 
 __all__ = [
+    "COUNT_RUNS",
     "DELETE_RUN",
     "DELETE_THREAD",
     "INSERT_EVENT",
@@ -102,6 +103,10 @@ WHERE run_id = :run_id
 SELECT_RUN: LiteralString = "SELECT * FROM runs WHERE run_id = ?"
 # Variable-length status filters are bound as one JSON array and unpacked by json_each,
 # so the SQL text never changes with the arguments.
+COUNT_RUNS: LiteralString = """
+SELECT status, COUNT(*) AS n FROM runs GROUP BY status
+"""
+
 LIST_RUNS: LiteralString = """
 SELECT * FROM runs
 WHERE (:statuses IS NULL OR status IN (SELECT value FROM json_each(:statuses)))

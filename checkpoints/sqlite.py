@@ -311,6 +311,10 @@ class SqliteRunStore:
             rows = self._read(sql.LIST_RUNS, params)
         return [RunRecord.from_row(r) for r in rows]
 
+    async def count_runs(self) -> dict[TaskStatus, int]:
+        rows = self._read(sql.COUNT_RUNS, ())
+        return {TaskStatus(r["status"]): int(r["n"]) for r in rows}
+
     async def transition(
         self,
         run_id: str,

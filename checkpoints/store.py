@@ -358,6 +358,10 @@ class RunStore(Protocol):
         """Runs in creation order, optionally filtered by status, workflow and thread."""
         ...
 
+    async def count_runs(self) -> dict[TaskStatus, int]:
+        """How many runs the store holds in each status (statuses with none are left out)."""
+        ...
+
     async def transition(
         self,
         run_id: str,

@@ -29,8 +29,6 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 STEP_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 #: Statuses a run reaches by itself; stopped and cancelled runs were ended by a client.
 _SELF_ENDED = (TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.TIMED_OUT)
-#: Upper bound on runs read per status per scrape (the store has no COUNT query yet).
-_COUNT_LIMIT = 1_000_000
 
 
 @dataclass(slots=True)
@@ -101,10 +99,8 @@ class Metrics:
 
     async def render(self, runtime: Runtime, *, sse_streams: int) -> str:
         """The exposition text."""
-        counts = {
-            status: len(await runtime.store.list_runs(status=[status], limit=_COUNT_LIMIT))
-            for status in TaskStatus
-        }
+        stored = await runtime.store.count_runs()
+        counts = {status: stored.get(status, 0) for status in TaskStatus}
         ended = sum(counts[s] for s in _SELF_ENDED)
         ratio = counts[TaskStatus.COMPLETED] / ended if ended else math.nan
         manager = runtime.manager

@@ -447,3 +447,11 @@ async def test_closed_store_refuses_calls(store: RunStore) -> None:
     assert info.value.code is ErrorCode.DATABASE_ERROR
     with pytest.raises(StoreError):
         await store.record("run-1", steps=[step()])
+
+
+async def test_count_runs_by_status(store: RunStore) -> None:
+    assert await store.count_runs() == {}
+    for run_id in ("a", "b", "c"):
+        await create(store, run_id)
+    await move(store, "c", TaskStatus.RUNNING)
+    assert await store.count_runs() == {TaskStatus.PENDING: 2, TaskStatus.RUNNING: 1}
