@@ -16,11 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import heapq
-import itertools
 import logging
 import uuid
-from collections import deque
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -35,6 +32,7 @@ from checkpoints.store import LogRecord, RunRecord, RunStore
 from graph_runtime import failpoints
 from graph_runtime._integrations import check_answer
 from graph_runtime._outage import StorageOutage, is_storage_fault, wait_for_store
+from graph_runtime._run_queue import RunQueue
 from graph_runtime.compiler import CompiledWorkflow, Compiler, RunContext
 from graph_runtime.errors import ConflictError, GraphRuntimeError, InvalidTransition
 from graph_runtime.events import EventBus
@@ -87,22 +85,14 @@ class RunManager:
         self.max_concurrent_runs = max_concurrent_runs
         self.services = dict(services or {})
         self.owner = owner or uuid.uuid4().hex
-        self._heap: list[tuple[int, int, str, Any]] = []
-        self._counter = itertools.count()
         self._wake = asyncio.Event()
+        self._queue = RunQueue(self._wake.set)
         self._active: dict[str, _Active] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._locks: dict[str, asyncio.Lock] = {}
         self._definitions: dict[tuple[str, int | None], WorkflowDefinition] = {}
         self._dispatcher: asyncio.Task[None] | None = None
         self._closing = False
-        # One run per LangGraph thread at a time (Agent Protocol threads outlive runs): the
-        # run holding a thread, queue entries parked behind it, and delayed starts.
-        self._thread_of: dict[str, str] = {}
-        self._holder: dict[str, str] = {}
-        self._parked: dict[str, deque[tuple[int, int, str, Any]]] = {}
-        self._not_before: dict[str, dt.datetime] = {}
-        self._timers: set[asyncio.TimerHandle] = set()
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -125,8 +115,7 @@ class RunManager:
                 task.cancel()
             if pending:
                 await asyncio.wait(pending, timeout=5)
-        for timer in self._timers:
-            timer.cancel()
+        self._queue.close()
         if self._dispatcher is not None:
             self._dispatcher.cancel()
             await asyncio.gather(self._dispatcher, return_exceptions=True)
@@ -135,7 +124,7 @@ class RunManager:
     @property
     def queue_depth(self) -> int:
         """Runs waiting for a worker."""
-        return len(self._heap)
+        return len(self._queue)
 
     @property
     def active_count(self) -> int:
@@ -224,70 +213,24 @@ class RunManager:
         thread_id: str | None = None,
         not_before: dt.datetime | None = None,
     ) -> None:
-        if thread_id is not None:
-            self._thread_of[run_id] = thread_id
-        if not_before is not None:
-            self._not_before[run_id] = not_before
-        self._push((-priority, next(self._counter), run_id, payload))
-
-    def _push(self, entry: tuple[int, int, str, Any]) -> None:
-        heapq.heappush(self._heap, entry)
-        self._wake.set()
-
-    def _held(self, entry: tuple[int, int, str, Any]) -> bool:
-        """Park or delay an entry that may not start now; True if it was held back."""
-        run_id = entry[2]
-        not_before = self._not_before.get(run_id)
-        if not_before is not None:
-            delay = (not_before - utcnow()).total_seconds()
-            if delay > 0:
-                loop = asyncio.get_running_loop()
-                timer: asyncio.TimerHandle | None = None
-
-                def due() -> None:
-                    self._timers.discard(timer)  # type: ignore[arg-type]
-                    self._push(entry)
-
-                timer = loop.call_later(delay, due)
-                self._timers.add(timer)
-                return True
-            del self._not_before[run_id]
-        thread = self._thread_of.get(run_id)
-        if thread is None:
-            return False
-        holder = self._holder.get(thread)
-        if holder is not None and holder != run_id:
-            self._parked.setdefault(thread, deque()).append(entry)
-            return True
-        self._holder[thread] = run_id
-        return False
-
-    def _release(self, run_id: str) -> None:
-        """The run's worker ended: the next run parked on its thread may go."""
-        thread = self._thread_of.pop(run_id, None)
-        if thread is None or self._holder.get(thread) != run_id:
-            return
-        del self._holder[thread]
-        parked = self._parked.pop(thread, None)
-        for entry in parked or ():
-            heapq.heappush(self._heap, entry)  # original priority and order
+        self._queue.put(run_id, priority, payload, thread_id=thread_id, not_before=not_before)
 
     async def _dispatch(self) -> None:
         while True:
             await self._wake.wait()
             self._wake.clear()
-            while self._heap and len(self._tasks) < self.max_concurrent_runs and not self._closing:
-                entry = heapq.heappop(self._heap)
-                _, _, run_id, payload = entry
-                if run_id in self._active or self._held(entry):
-                    continue
+            while len(self._tasks) < self.max_concurrent_runs and not self._closing:
+                taken = self._queue.take(self._active.__contains__)
+                if taken is None:
+                    break
+                run_id, payload = taken
                 task = asyncio.create_task(self._execute(run_id, payload), name=f"run:{run_id}")
                 self._tasks.add(task)
                 task.add_done_callback(partial(self._finished, run_id))
 
     def _finished(self, run_id: str, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
-        self._release(run_id)
+        self._queue.release(run_id)
         if not task.cancelled() and task.exception() is not None:
             logger.error(
                 "worker crashed", exc_info=task.exception(), extra={"action": "worker_crashed"}
