@@ -18,7 +18,8 @@ from collections.abc import Callable
 from typing import Any
 
 from checkpoints import _sqlite_store_ops as ops
-from checkpoints._sqlite_writer import GroupCommitWriter, WriterClosedError, is_storage_fault
+from checkpoints._sqlite_faults import is_storage_fault
+from checkpoints._sqlite_writer import GroupCommitWriter, WriterClosedError
 from checkpoints.journal import JournalEntry, WriteJournal
 
 __all__ = ["RETRY_MAX", "RETRY_MIN", "JournalKeeper"]

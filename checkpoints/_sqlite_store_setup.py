@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from checkpoints import _sqlite_store_ops as ops
 from checkpoints import _sqlite_store_sql as sql
-from checkpoints._sqlite_writer import is_storage_fault
+from checkpoints._sqlite_faults import is_storage_fault
 from checkpoints.migrate import migrate
 from graph_runtime.errors import StoreError
 

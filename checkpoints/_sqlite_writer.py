@@ -49,6 +49,9 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Literal
 
+from checkpoints._sqlite_faults import is_storage_fault
+from checkpoints._sqlite_wal import WalCheckpointer
+
 logger = logging.getLogger(__name__)
 
 WriteFn = Callable[[sqlite3.Connection], object]
@@ -71,15 +74,9 @@ _MANY = object()
 
 _SQLITE_BUSY = 5
 _SQLITE_LOCKED = 6
-# The database as a whole refuses writes: busy or locked past the timeout, out of memory,
-# read-only, an I/O error, corrupt, full, cannot be opened. Every operation of a batch
-# would fail the same way, so the batch fails whole (no per-operation retry).
-_STORAGE_FAULTS = frozenset({_SQLITE_BUSY, _SQLITE_LOCKED, 7, 8, 10, 11, 13, 14, 26})
-_FAULT_WORDS = ("locked", "busy", "readonly", "read-only", "disk", "full", "i/o", "unable to open")
 _BEGIN_SQL = "BEGIN IMMEDIATE"
 _COMMIT_SQL = "COMMIT"
 _ROLLBACK_SQL = "ROLLBACK"
-_WAL_CHECKPOINT_SQL = "PRAGMA wal_checkpoint(PASSIVE)"
 
 
 class WriterClosedError(RuntimeError):
@@ -91,30 +88,6 @@ def _is_busy(exc: sqlite3.OperationalError) -> bool:
     if code is not None:
         return (code & 0xFF) in (_SQLITE_BUSY, _SQLITE_LOCKED)
     return "locked" in str(exc) or "busy" in str(exc)
-
-
-def is_storage_fault(exc: BaseException) -> bool:
-    """Whether ``exc`` (or an exception it was raised from) is the database refusing writes.
-
-    Busy or locked past the busy timeout, disk full, read-only, I/O error and the like: a
-    condition of the database, not of the statement, that goes away once an operator (or
-    the other connection) fixes it. A constraint violation or a bad statement is not one.
-    """
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, sqlite3.OperationalError | sqlite3.DatabaseError) and not (
-            isinstance(current, sqlite3.IntegrityError | sqlite3.ProgrammingError)
-        ):
-            code = getattr(current, "sqlite_errorcode", None)
-            if code is not None:
-                if (code & 0xFF) in _STORAGE_FAULTS:
-                    return True
-            elif any(word in str(current).lower() for word in _FAULT_WORDS):
-                return True
-        current = current.__cause__ or current.__context__
-    return False
 
 
 class _Op:
@@ -212,12 +185,11 @@ class GroupCommitWriter:
         self.commits = 0
         self.operations = 0
         self._executor: ThreadPoolExecutor | None = None
-        self._open_checkpoint_conn = wal_checkpoint
-        self._checkpoint_conn: sqlite3.Connection | None = None
-        self._checkpoint_interval = wal_checkpoint_interval
-        self._checkpoint_executor: ThreadPoolExecutor | None = None
-        self._checkpoint_running = False
-        self._last_checkpoint = time.monotonic()
+        self._wal = (
+            None
+            if wal_checkpoint is None
+            else WalCheckpointer(wal_checkpoint, interval=wal_checkpoint_interval)
+        )
 
     def set_prelude(self, prelude: Prelude | None) -> None:
         """Run ``prelude(conn)`` at the start of every transaction from now on.
@@ -601,36 +573,9 @@ class GroupCommitWriter:
                 except RuntimeError:  # that loop is closed; nobody is waiting
                     pass
 
-    # --- WAL checkpoints --------------------------------------------------------------
-
     def _after_commit(self) -> None:
-        # SQLite's auto-checkpoint would copy the WAL back into the database (and fsync
-        # it) inside whichever commit crosses the threshold, i.e. on the event loop. A
-        # PASSIVE checkpoint on another connection does the same work off the loop and
-        # never blocks the writer or readers.
-        if self._open_checkpoint_conn is None or self._checkpoint_running:
-            return
-        now = time.monotonic()
-        if now - self._last_checkpoint < self._checkpoint_interval:
-            return
-        self._last_checkpoint = now
-        self._checkpoint_running = True
-        if self._checkpoint_executor is None:
-            self._checkpoint_executor = ThreadPoolExecutor(
-                1, thread_name_prefix="lg-sqlite-wal-checkpoint"
-            )
-        self._checkpoint_executor.submit(self._wal_checkpoint)
-
-    def _wal_checkpoint(self) -> None:
-        try:
-            if self._checkpoint_conn is None and self._open_checkpoint_conn is not None:
-                self._checkpoint_conn = self._open_checkpoint_conn()
-            if self._checkpoint_conn is not None:
-                self._checkpoint_conn.execute(_WAL_CHECKPOINT_SQL).fetchall()
-        except sqlite3.Error:
-            pass  # best effort; SQLite's own auto-checkpoint is the backstop
-        finally:
-            self._checkpoint_running = False
+        if self._wal is not None:
+            self._wal.after_commit()
 
     # --- closing ----------------------------------------------------------------------
 
@@ -647,11 +592,8 @@ class GroupCommitWriter:
         self._complete(batch, _running_loop())
         if self._executor is not None:
             self._executor.shutdown(wait=True)
-        if self._checkpoint_executor is not None:
-            self._checkpoint_executor.shutdown(wait=True)
-        if self._checkpoint_conn is not None:
-            self._checkpoint_conn.close()
-            self._checkpoint_conn = None
+        if self._wal is not None:
+            self._wal.close()
 
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:

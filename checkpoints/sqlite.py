@@ -37,6 +37,7 @@ from typing import Any, Literal, LiteralString, TypeVar, cast
 from checkpoints import _sqlite_store_ops as ops
 from checkpoints import _sqlite_store_setup as setup
 from checkpoints import _sqlite_store_sql as sql
+from checkpoints._sqlite_faults import is_storage_fault
 from checkpoints._sqlite_store_journal import JournalKeeper
 from checkpoints._sqlite_store_setup import WriterStats, lock_database, unlock_database
 from checkpoints._sqlite_writer import (
@@ -45,7 +46,6 @@ from checkpoints._sqlite_writer import (
     When,
     WriteFn,
     WriterClosedError,
-    is_storage_fault,
 )
 from checkpoints.journal import WriteJournal, journal_path
 from checkpoints.store import (

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from checkpoints._sqlite_writer import is_storage_fault
+from checkpoints._sqlite_faults import is_storage_fault
 from checkpoints.store import RunStore
 from graph_runtime.errors import StoreError
 
