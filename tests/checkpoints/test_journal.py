@@ -6,43 +6,23 @@ import asyncio
 import json
 import sqlite3
 import stat
-import threading
-from collections.abc import Iterator
-from contextlib import closing, contextmanager
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers.store_records import create, write_lock_held
 
 from checkpoints.journal import WriteJournal, journal_path
 from checkpoints.sqlite import SqliteRunStore
-from checkpoints.store import LogRecord, RunRecord, event_to_row, step_to_row
+from checkpoints.store import LogRecord, event_to_row, step_to_row
 from graph_runtime.errors import StoreError
-from graph_runtime.models import Event, EventType, TaskStatus, TaskStepResult, utcnow
+from graph_runtime.models import Event, EventType, TaskStepResult
 
 
 @pytest.fixture
 def db(tmp_path: Path) -> Path:
     return tmp_path / "runs.db"
-
-
-def make_run(run_id: str) -> RunRecord:
-    now = utcnow()
-    return RunRecord(
-        run_id=run_id,
-        workflow_id="wf",
-        workflow_version=None,
-        thread_id=run_id,
-        status=TaskStatus.PENDING,
-        priority=5,
-        input={},
-        created_at=now,
-        updated_at=now,
-    )
-
-
-async def create(store: SqliteRunStore, run_id: str) -> None:
-    await store.create_run(make_run(run_id), Event(run_id=run_id, id=1, type=EventType.STATUS))
 
 
 def records(run_id: str, i: int) -> dict[str, Any]:
@@ -63,28 +43,6 @@ def entry(run_id: str, i: int) -> dict[str, Any]:
         "steps": [step_to_row(run_id, s) for s in rec["steps"]],
         "logs": [log.to_row() for log in rec["logs"]],
     }
-
-
-@contextmanager
-def write_lock_held(db: Path) -> Iterator[threading.Event]:
-    """Another connection holds the database's write lock until the event is set."""
-    release, held = threading.Event(), threading.Event()
-
-    def hold() -> None:
-        with closing(sqlite3.connect(db, isolation_level=None)) as conn:
-            conn.execute("BEGIN IMMEDIATE")
-            held.set()
-            release.wait(10)
-            conn.execute("COMMIT")
-
-    thread = threading.Thread(target=hold, name="hold-write-lock")
-    thread.start()
-    assert held.wait(5)
-    try:
-        yield release
-    finally:
-        release.set()
-        thread.join(5)
 
 
 async def until(predicate: Any, timeout: float = 5.0) -> None:

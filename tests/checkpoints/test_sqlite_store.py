@@ -7,21 +7,21 @@ import os
 import signal
 import sqlite3
 import sys
-import threading
 import time
-from collections.abc import AsyncIterator, Iterator
-from contextlib import closing, contextmanager
+from collections.abc import AsyncIterator
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers.store_records import create, write_lock_held
 
 from checkpoints import migrate as migrate_module
 from checkpoints.migrate import Migration, load_migrations, migrate
 from checkpoints.sqlite import SqliteRunStore
-from checkpoints.store import LogRecord, RunRecord
+from checkpoints.store import LogRecord
 from graph_runtime.errors import StoreError
-from graph_runtime.models import ErrorCode, Event, EventType, TaskStatus, TaskStepResult, utcnow
+from graph_runtime.models import ErrorCode, Event, EventType, TaskStepResult
 
 EXPECTED_SCHEMA = {
     ("table", "graph_runtime_migrations"),
@@ -94,25 +94,6 @@ async def store(db: Path) -> AsyncIterator[SqliteRunStore]:
         yield opened
 
 
-def make_run(run_id: str) -> RunRecord:
-    now = utcnow()
-    return RunRecord(
-        run_id=run_id,
-        workflow_id="wf",
-        workflow_version=None,
-        thread_id=run_id,
-        status=TaskStatus.PENDING,
-        priority=5,
-        input={},
-        created_at=now,
-        updated_at=now,
-    )
-
-
-async def create(store: SqliteRunStore, run_id: str) -> None:
-    await store.create_run(make_run(run_id), Event(run_id=run_id, id=1, type=EventType.STATUS))
-
-
 def record_kwargs(run_id: str, i: int) -> dict[str, Any]:
     return {
         "events": [Event(run_id=run_id, id=i + 2, type=EventType.STEP, data={"i": i})],
@@ -131,29 +112,6 @@ def schema(db: Path) -> set[tuple[str, str]]:
         rows = conn.execute("SELECT type, name FROM sqlite_master").fetchall()
     conn.close()
     return {(str(t), str(n)) for t, n in rows}
-
-
-@contextmanager
-def write_lock_held(db: Path) -> Iterator[threading.Event]:
-    """Another connection (think: the LangGraph checkpointer) holds the write lock until set."""
-    release, held = threading.Event(), threading.Event()
-
-    def hold() -> None:
-        conn = sqlite3.connect(db, isolation_level=None)
-        conn.execute("BEGIN IMMEDIATE")
-        held.set()
-        release.wait(10)
-        conn.execute("COMMIT")
-        conn.close()
-
-    thread = threading.Thread(target=hold, name="hold-write-lock")
-    thread.start()
-    held.wait(5)
-    try:
-        yield release
-    finally:
-        release.set()
-        thread.join(5)
 
 
 # -- connections ------------------------------------------------------------------------

@@ -11,14 +11,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers.store_records import make_run
 from langgraph.checkpoint.base import empty_checkpoint
 
 from checkpoints._sqlite_writer import GroupCommitWriter
 from checkpoints.sqlite import SqliteRunStore, lock_database, unlock_database
 from checkpoints.storage import open_runtime_storage
-from checkpoints.store import RunRecord
 from graph_runtime.errors import RunNotFound, StoreError
-from graph_runtime.models import Event, EventType, TaskStatus, TaskStepResult, utcnow
+from graph_runtime.models import Event, EventType, TaskStatus, TaskStepResult
 from graph_runtime.runtime import Runtime
 
 SCHEMA = "graph-runtime/workflow/v1"
@@ -50,21 +50,6 @@ async def main():
 
 asyncio.run(main())
 """
-
-
-def make_run(run_id: str) -> RunRecord:
-    now = utcnow()
-    return RunRecord(
-        run_id=run_id,
-        workflow_id="wf",
-        workflow_version=None,
-        thread_id=run_id,
-        status=TaskStatus.PENDING,
-        priority=5,
-        input={},
-        created_at=now,
-        updated_at=now,
-    )
 
 
 def transactions(statements: list[str]) -> list[list[str]]:
