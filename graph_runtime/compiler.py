@@ -581,15 +581,22 @@ class _NodeRunner:
             except GraphBubbleUp:
                 raise  # interrupt() and drains are control flow, not failures
             except asyncio.CancelledError:
+                deadline = recorder.deadline
+                if deadline is not None and asyncio.get_running_loop().time() >= deadline:
+                    status, code = TaskStatus.TIMED_OUT, ErrorCode.TIMEOUT_ERROR
+                    message = "the step was cut by the run's timeout"
+                else:
+                    status, code = TaskStatus.STOPPED, ErrorCode.CANCELLED_ERROR
+                    message = "the step was cut by a stop"
                 recorder.step(
                     node_id=step_name,
                     node_type=self.node_type,
                     task_id=task_id,
                     attempt=attempt,
                     started_at=started,
-                    status=TaskStatus.STOPPED,
-                    error_code=ErrorCode.CANCELLED_ERROR,
-                    error_message="the step was cut by a stop",
+                    status=status,
+                    error_code=code,
+                    error_message=message,
                 )
                 raise
             except Exception as exc:

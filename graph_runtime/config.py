@@ -55,8 +55,18 @@ class RuntimeConfig(BaseSettings):
         description="Tools to register: comma-separated `module:attribute` paths of a tool, "
         "a list of tools or a {name: tool} mapping (e.g. examples.support_tools:TOOLS).",
     )
+    http_allow_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Hosts (or `*.suffix` patterns) that http nodes may call although they "
+        "resolve to private or loopback addresses: intranet APIs. Comma-separated. Cloud "
+        "metadata addresses stay refused.",
+    )
+    http_only_allow_hosts: bool = Field(
+        default=False,
+        description="Refuse every host that is not in http_allow_hosts (an egress allow-list).",
+    )
 
-    @field_validator("tools", mode="before")
+    @field_validator("tools", "http_allow_hosts", mode="before")
     @classmethod
     def _split_tools(cls, value: Any) -> Any:
         if isinstance(value, str):

@@ -99,6 +99,8 @@ class EventRecorder:
         self.interrupts: list[dict[str, Any]] = []
         self.interrupted = False
         """An ``__interrupt__`` update was seen: the graph stopped at an interrupt or breakpoint."""
+        self.deadline: float | None = None
+        """Event-loop time at which the run's timeout cuts it (a step cut then is E002)."""
 
     # -- events -------------------------------------------------------------------------------
 

@@ -601,6 +601,9 @@ class RunManager:
         error: tuple[ErrorCode, str] | None = None
         drained: str | None = None
         subgraphs = compiled.streams_subgraphs
+        if timeout:
+            # A step the timeout cuts is recorded as such (E002), not as a stop.
+            recorder.deadline = asyncio.get_running_loop().time() + timeout
         try:
             async with asyncio.timeout(timeout):
                 async for item in compiled.graph.astream(

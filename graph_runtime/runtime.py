@@ -81,6 +81,12 @@ class Runtime:
         self.config = config.model_copy(update=updates)
         self.registry = registry or default_registry
         services = dict(services or {})
+        if self.config.http_allow_hosts or self.config.http_only_allow_hosts:
+            # The operator's settings, under what the embedding code passed for `http`.
+            http = dict(services.get("http") or {})
+            http.setdefault("allow_hosts", self.config.http_allow_hosts)
+            http.setdefault("only_allow_hosts", self.config.http_only_allow_hosts)
+            services["http"] = http
         if self.config.tools:
             services["tools"] = load_tools(self.config.tools, services.get("tools"))
         self.services = prepare_services(services)

@@ -147,7 +147,7 @@ class SSRFPolicy:
             if why is not None:
                 raise BlockedRequestError(
                     f"refused {host!r}: it resolves to {ip}, {why} (SSRF protection; "
-                    "allow it with http.allow_hosts in the server settings)"
+                    "allow it with the http_allow_hosts setting, GRAPH_RUNTIME_HTTP_ALLOW_HOSTS)"
                 )
         return str(addresses[0])
 

@@ -322,7 +322,9 @@ async def test_run_timeout_gives_timed_out_e002(rt: Runtime) -> None:
         response.status is TaskStatus.TIMED_OUT and response.error_code is ErrorCode.TIMEOUT_ERROR
     )
     cut = (await rt.steps("to"))[-1]
-    assert cut.step == "nap" and cut.error_code is ErrorCode.CANCELLED_ERROR
+    # Cut by the run's timeout, not by a stop.
+    assert cut.step == "nap" and cut.error_code is ErrorCode.TIMEOUT_ERROR
+    assert cut.status is TaskStatus.TIMED_OUT and "timeout" in (cut.error_message or "")
 
 
 async def test_node_timeout_retries_then_e005(rt: Runtime) -> None:

@@ -35,10 +35,25 @@ __all__ = [
 API = "/api/v1/execute"
 
 
-def submit(client: httpx.Client, run_id: str, workflow: dict[str, Any], **data: Any) -> None:
+def submit(
+    client: httpx.Client,
+    run_id: str,
+    workflow: dict[str, Any],
+    *,
+    timeout: float | None = None,
+    **data: Any,
+) -> None:
+    """Store ``workflow`` and start run ``run_id`` of it with input ``data``."""
     assert client.post("/api/v1/workflows", json=workflow).status_code in (200, 201)
-    body = {"execution_id": run_id, "workflow_id": workflow["id"], "input_data": data}
-    assert client.post(API, json=body).status_code == 202
+    body: dict[str, Any] = {
+        "execution_id": run_id,
+        "workflow_id": workflow["id"],
+        "input_data": data,
+    }
+    if timeout is not None:
+        body["timeout_seconds"] = timeout
+    response = client.post(API, json=body)
+    assert response.status_code == 202, response.text
 
 
 def status_of(client: httpx.Client, run_id: str) -> dict[str, Any]:
