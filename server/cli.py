@@ -14,17 +14,21 @@ at its next superstep boundary, and the next start resumes it.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import socket
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
 import uvicorn
 from fastapi import FastAPI
 
+from checkpoints.storage import open_runtime_storage
 from graph_runtime import cli
 from graph_runtime._cli_io import EXIT_FAILED, EXIT_OK
 from graph_runtime.config import RuntimeConfig
+from graph_runtime.errors import GraphRuntimeError
 from server.app import begin_shutdown, create_app
 
 __all__ = ["SERVE", "Server", "build_server", "cmd_serve", "main"]
@@ -73,9 +77,34 @@ def _serve_args(parser: argparse.ArgumentParser) -> None:
     cli.config_flag(parser, "tools", "--tools", metavar="MODULE:ATTR[,...]")
 
 
+def storage_problem(config: RuntimeConfig) -> str | None:
+    """Why the database cannot be served, or None: open it once and close it again.
+
+    Another process holding it, a file that cannot be created, a database that refuses
+    writes (read-only, full): the operator gets one clear line instead of a traceback from
+    the application's start-up. A write-failure journal left by a dead process is replayed.
+    """
+
+    async def check() -> None:
+        async with open_runtime_storage(
+            config.db, checkpointer=config.checkpointer, busy_timeout=config.busy_timeout_seconds
+        ):
+            pass
+
+    try:
+        asyncio.run(check())
+    except GraphRuntimeError as exc:
+        return f"{exc.message} [{exc.code.value}]"
+    return None
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     """Serve the HTTP API until SIGINT or SIGTERM."""
     config = cli.runtime_config(args)
+    problem = storage_problem(config)
+    if problem is not None:
+        print(f"graph-runtime serve: cannot start: {problem}", file=sys.stderr)
+        return EXIT_FAILED
     server = build_server(create_app(config=config), config)
     server.run()
     return EXIT_OK if server.started else EXIT_FAILED

@@ -192,3 +192,18 @@ def test_graph_runtime_serve(tmp_path: Path) -> None:
         if proc.stdout:
             proc.stdout.close()
     assert (tmp_path / "s.db").exists()
+
+
+async def test_serve_refuses_a_database_in_use_with_one_clear_line(tmp_path: Path) -> None:
+    db = tmp_path / "busy.db"
+    script = Path(sys.executable).with_name("graph-runtime")
+    async with Runtime(db):  # this process holds the database
+        done = subprocess.run(
+            [str(script), "serve", "--port", str(_free_port()), "--db", str(db)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert done.returncode == 1
+    assert "cannot start: another graph-runtime process is using" in done.stderr
+    assert "[E006]" in done.stderr and "Traceback" not in done.stderr + done.stdout
