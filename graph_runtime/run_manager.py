@@ -320,6 +320,20 @@ class RunManager:
         active.control.request_drain("pause")
         return await self.store.get_run(run_id)
 
+    async def adopt(self, run_id: str) -> None:
+        """Take over a run that a clean shutdown drained (running, owned by nobody) and queue it.
+
+        Raises:
+            InvalidTransition: the run is not such a run.
+        """
+        async with self._lock(run_id):
+            record = await self.store.get_run(run_id)
+            if record.status is not TaskStatus.RUNNING or record.owner is not None:
+                raise InvalidTransition(record.status, TaskStatus.RUNNING)
+            await self.store.update_run(run_id, owner=self.owner)
+            # Before new runs, like any resumed run.
+            self._enqueue(run_id, 11, thread_id=record.thread_id)
+
     async def resume(self, run_id: str, value: Any = _NO_VALUE) -> RunRecord:
         """Continue a paused (or crashed) run from its last checkpoint."""
         async with self._lock(run_id):
@@ -698,11 +712,16 @@ class RunManager:
             return
         if drained is not None:
             if drained == "shutdown":
-                # Stays running; the next start resumes it from this checkpoint. This attempt
-                # ended cleanly, so it gives its count back: `attempts` then counts the
-                # processes that died running it, which is what start-up's poison check reads.
+                # Stays running, owned by nobody: the next start resumes it from this
+                # checkpoint without calling it crashed. This attempt ended cleanly, so it
+                # gives its count back: `attempts` then counts the processes that died
+                # running it, which is what start-up's poison check reads.
+                recorder.log("info", "drained at shutdown; the next start resumes it")
+                await recorder.flush()
                 record = await self.store.get_run(recorder.run_id)
-                await self.store.update_run(recorder.run_id, attempts=max(record.attempts - 1, 0))
+                await self.store.update_run(
+                    recorder.run_id, attempts=max(record.attempts - 1, 0), owner=None
+                )
                 return
             await self._end(
                 recorder, TaskStatus.RUNNING, TaskStatus.PAUSED, "paused at a superstep boundary"

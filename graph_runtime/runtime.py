@@ -145,12 +145,18 @@ class Runtime:
 
     async def _recover(self) -> None:
         # The store's process lock guarantees no other process owns these runs: whoever left
-        # them running is dead. Stops in flight are finished; the rest resume (or are marked).
+        # them running is dead, or drained them at a clean shutdown (owner cleared). Stops in
+        # flight are finished; drained runs resume; the rest resume (or are marked) as crashed.
         manager = self.manager
         orphans = await self.store.list_runs(
             status=[TaskStatus.RUNNING, TaskStatus.STOPPING], limit=1_000_000
         )
         for record in orphans:
+            if record.status is TaskStatus.RUNNING and record.owner is None:
+                # Drained by a clean shutdown at a superstep boundary: not a crash.
+                await manager.adopt(record.run_id)
+                logger.info("resumed run", extra={"action": "recover", "run_id": record.run_id})
+                continue
             recorder, _ = await manager._recorder_for(record.run_id)
             if record.status is TaskStatus.STOPPING:
                 await manager._end(

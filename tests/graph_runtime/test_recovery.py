@@ -1,7 +1,7 @@
 """Start-up recovery in-process: poison runs fail, clean drains do not count, human pauses stay.
 
-A shutdown leaves its runs ``running`` as a dead process would; the attempts a dead process
-would have counted are written into the store. tests/faults does the real ``kill -9``.
+A shutdown leaves its runs ``running`` (owned by nobody); the owner and the attempts a dead
+process would have left are written into the store. tests/faults does the real ``kill -9``.
 """
 
 from __future__ import annotations
@@ -52,8 +52,9 @@ async def _until(rt: Runtime, run_id: str, status: TaskStatus) -> None:
 
 
 async def _set_attempts(db: Path, run_id: str, attempts: int) -> None:
+    # A clean shutdown drained the run (no owner); make it look like a dead process's.
     async with open_runtime_storage(db) as storage:
-        await storage.store.update_run(run_id, attempts=attempts)
+        await storage.store.update_run(run_id, attempts=attempts, owner="a-dead-process")
 
 
 async def test_a_poison_run_fails_on_start_and_the_queue_moves_on(tmp_path: Path) -> None:
@@ -101,10 +102,15 @@ async def test_a_clean_drain_gives_its_attempt_back(tmp_path: Path) -> None:
         await _until(rt, run.run_id, TaskStatus.RUNNING)
     async with open_runtime_storage(db) as storage:
         left = await storage.store.get_run(run.run_id)
-    assert (left.status, left.attempts) == (TaskStatus.RUNNING, 0)
+    assert (left.status, left.attempts, left.owner) == (TaskStatus.RUNNING, 0, None)
     async with Runtime(db, config=config) as rt:
         done = await rt.wait(run.run_id, timeout=10)
+        statuses = [e.data["new"] async for e in rt.events(run.run_id) if e.type.value == "status"]
+        logs = [e.data["message"] async for e in rt.events(run.run_id) if e.type.value == "log"]
     assert done.status is TaskStatus.COMPLETED
+    # Resumed at start-up without being called crashed; the drain says so in the log.
+    assert statuses == ["pending", "running", "completed"]
+    assert any("drained at shutdown" in m for m in logs)
 
 
 async def test_a_run_waiting_on_a_human_stays_paused_across_restarts(tmp_path: Path) -> None:
