@@ -37,10 +37,30 @@ class EventBus:
     def __init__(self, *, max_queue: int = 1000) -> None:
         self.max_queue = max_queue
         self._subs: dict[str, set[Subscription]] = {}
+        self._observers: tuple[Callable[[Event], None], ...] = ()
+
+    def observe(self, observer: Callable[[Event], None]) -> Callable[[], None]:
+        """Call ``observer(event)`` for every event published from now on, of every run.
+
+        For in-process consumers such as metrics: it runs in ``publish``, so it must be quick
+        and must not block; an exception it raises is logged and ignored. Returns the
+        function that stops the observation.
+        """
+        self._observers = (*self._observers, observer)
+
+        def detach() -> None:
+            self._observers = tuple(o for o in self._observers if o is not observer)
+
+        return detach
 
     def publish(self, event: Event) -> None:
         """Hand an (already persisted) event to every subscriber of its run. Never blocks."""
         failpoints.hit("before_publish")
+        for observer in self._observers:
+            try:
+                observer(event)
+            except Exception:
+                logger.exception("an event observer failed", extra={"action": "observe"})
         subs = self._subs.get(event.run_id)
         if not subs:
             return

@@ -69,22 +69,8 @@ class Metrics:
 
     def attach(self, bus: EventBus) -> None:
         """Observe every event ``bus`` publishes from now on (until :meth:`detach`)."""
-        original = bus.publish
-
-        def publish(event: Event) -> None:
-            original(event)
-            if event.type is EventType.STEP:
-                self._on_step(event)
-
-        # EventBus has no observer hook yet, so wrap the instance's publish. Recorders look
-        # it up when they are created, so every run started after this is observed.
-        bus.publish = publish  # type: ignore[method-assign]
-
-        def detach() -> None:
-            if bus.__dict__.get("publish") is publish:
-                del bus.publish
-
-        self._detach = detach
+        self.detach()
+        self._detach = bus.observe(self._on_event)
 
     def detach(self) -> None:
         """Stop observing (the runtime may outlive this app)."""
@@ -92,7 +78,9 @@ class Metrics:
             self._detach()
             self._detach = None
 
-    def _on_step(self, event: Event) -> None:
+    def _on_event(self, event: Event) -> None:
+        if event.type is not EventType.STEP:
+            return
         duration_ms = event.data.get("duration_ms")
         if isinstance(duration_ms, int | float) and not isinstance(duration_ms, bool):
             self.step_duration.observe(duration_ms / 1000)
