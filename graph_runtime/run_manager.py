@@ -30,6 +30,7 @@ from langgraph.types import Command
 
 from checkpoints.store import LogRecord, RunRecord, RunStore
 from graph_runtime import failpoints
+from graph_runtime._depth import check_depth
 from graph_runtime._integrations import check_answer
 from graph_runtime._outage import StorageOutage, is_storage_fault, wait_for_store
 from graph_runtime._run_queue import RunQueue
@@ -173,6 +174,7 @@ class RunManager:
         Returns:
             The run, and whether this call created it (False: it existed; nothing new runs).
         """
+        check_depth(input, "the input")
         run_id = run_id or uuid.uuid4().hex
         metadata = dict(metadata or {})
         if launch is not None:
@@ -347,6 +349,7 @@ class RunManager:
             if record.status not in expected:
                 raise InvalidTransition(record.status, TaskStatus.RUNNING)
             if value is not _NO_VALUE and value is not None:
+                check_depth(value, "the resume value")
                 # A bad answer to a human node is refused here (E001); the run stays paused.
                 await check_answer(await self._compiled(record), record, value)
             fields: dict[str, Any] = {"owner": self.owner}

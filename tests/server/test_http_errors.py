@@ -154,3 +154,16 @@ def test_an_unexpected_error_is_a_logged_500_without_traceback(
     assert "secret" not in r.text and "Traceback" not in r.text
     assert body["errors"] == []
     assert any("unexpected error" in rec.getMessage() and rec.exc_info for rec in caplog.records)
+
+
+def test_input_nested_deeper_than_expressions_see_is_refused_up_front(
+    client: httpx.Client,
+) -> None:
+    client.post("/api/v1/workflows", json=SIX)
+    ok = '{"workflow_id": "six", "input_data": {"x": ' + _nested(60) + "}}"
+    headers = {"content-type": "application/json"}
+    assert client.post("/api/v1/execute", content=ok, headers=headers).status_code == 202
+    deep = '{"workflow_id": "six", "input_data": {"x": ' + _nested(100) + "}}"
+    body = assert_error_body(client.post("/api/v1/execute", content=deep, headers=headers), 422)
+    assert "nests deeper than 64 levels" in body["detail"]
+    assert body["errors"][0]["path"] == "/x" + "/0" * 63
