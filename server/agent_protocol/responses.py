@@ -3,10 +3,11 @@ r"""The two long responses of the protocol: a run's SSE stream and the wait/join
 * :func:`run_stream`: ``text/event-stream`` with ``Location`` (where to rejoin) and
   ``Content-Location`` (the run), ``: heartbeat`` comments every heartbeat period, stored
   events first (after ``Last-Event-ID``), then live ones, closed by ``end``.
-* :func:`wait_response`: ``application/json`` sent as it comes: a ``\n`` per heartbeat
-  while the run goes on (proxies and the SDK's read timeout see bytes), then the final JSON,
-  which is the thread's values, with ``__interrupt__`` at an interrupt or ``__error__``
-  when the run failed (agent-protocol.md §2.1).
+* :func:`wait_response`: ``application/json``, the final JSON, which is the thread's
+  values, with ``__interrupt__`` at an interrupt or ``__error__`` when the run failed
+  (agent-protocol.md §2.1). A run that settles within a heartbeat gets one plain body; a
+  longer one sends its headers and a ``\n`` per heartbeat while it goes on (proxies and the
+  SDK's read timeout see bytes), then the JSON.
 
 A client that goes away cancels the run only if it asked to (``on_disconnect=cancel``,
 ``cancel_on_disconnect=true``); a stream cut by a server shutdown ends without ``end``, so
@@ -16,22 +17,22 @@ the SDK reconnects to the next process with ``Last-Event-ID``.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Iterable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine, Iterable, Mapping
 from contextlib import aclosing
 from typing import Any, cast
 
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response
 from sse_starlette import ServerSentEvent
+from starlette.types import Receive, Scope, Send
 
 from graph_runtime.errors import InvalidTransition, RunNotFound
 from graph_runtime.models import Event, TaskStatus
 from server.agent_protocol.protocol import AgentProtocol
-from server.agent_protocol.streaming import FrameMapper, end_frame
+from server.agent_protocol.streaming import FrameMapper, compact_json, end_frame
 from server.sse import EventStream, StreamStats
 
-__all__ = ["locations", "run_stream", "wait_response"]
+__all__ = ["WaitResponse", "locations", "run_stream", "wait_response"]
 
 logger = logging.getLogger(__name__)
 
@@ -118,6 +119,81 @@ def run_stream(
     )
 
 
+class WaitResponse(Response):
+    r"""``200 application/json`` of a run's final values, with keepalives while it goes on.
+
+    Values ready within the first heartbeat go out as one body with a ``Content-Length``: no
+    chunked framing, no task listening for the client. After that, the headers go out with a
+    ``\n`` per heartbeat, the values end the (chunked) body, and a client that goes away ends
+    the wait. ``on_disconnect`` runs when the client leaves before the values were sent (with
+    it, the client is listened for from the start).
+    """
+
+    media_type = "application/json"
+
+    def __init__(
+        self,
+        values: Callable[[], Coroutine[Any, Any, dict[str, Any]]],
+        *,
+        heartbeat: float,
+        headers: Mapping[str, str] | None = None,
+        on_disconnect: Callable[[], None] | None = None,
+        name: str = "ap-wait",
+    ) -> None:
+        # No super().__init__: it would render a body and set its Content-Length.
+        self.status_code = 200
+        self.background = None
+        self.init_headers(headers)
+        self._values = values
+        self._heartbeat = heartbeat
+        self._on_disconnect = on_disconnect
+        self._name = name
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        waiter = asyncio.create_task(self._values(), name=self._name)
+        listener = None if self._on_disconnect is None else _listen(receive, self._name)
+        started = done = False
+        try:
+            while True:
+                waiting = {waiter} if listener is None else {waiter, listener}
+                finished, _ = await asyncio.wait(
+                    waiting, timeout=self._heartbeat, return_when=asyncio.FIRST_COMPLETED
+                )
+                if waiter in finished:
+                    break
+                if listener in finished:
+                    return  # the client went away
+                if not started:
+                    start = {"type": "http.response.start", "status": 200}
+                    await send({**start, "headers": self.raw_headers})
+                    started = True
+                    listener = listener or _listen(receive, self._name)
+                await send({"type": "http.response.body", "body": b"\n", "more_body": True})
+            body = compact_json(waiter.result())
+            done = True
+            if not started:
+                length = (b"content-length", str(len(body)).encode())
+                start = {"type": "http.response.start", "status": 200}
+                await send({**start, "headers": [*self.raw_headers, length]})
+            await send({"type": "http.response.body", "body": body, "more_body": False})
+        finally:
+            waiter.cancel()
+            if listener is not None:
+                listener.cancel()
+            if not done and self._on_disconnect is not None:
+                self._on_disconnect()
+        if self.background is not None:
+            await self.background()
+
+
+def _listen(receive: Receive, name: str) -> asyncio.Task[None]:
+    async def disconnected() -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+
+    return asyncio.create_task(disconnected(), name=f"{name}:listen")
+
+
 def wait_response(
     protocol: AgentProtocol,
     thread_id: str,
@@ -125,8 +201,8 @@ def wait_response(
     *,
     cancel_on_disconnect: bool,
     heartbeat: float,
-) -> StreamingResponse:
-    """``200 application/json``: newlines while the run goes on, then its final values."""
+) -> WaitResponse:
+    """``200 application/json``: the run's final values once it settles (see ``WaitResponse``)."""
 
     async def final_values() -> dict[str, Any]:
         # A run with a finisher (webhook, stateless) gets its values from it: the finisher
@@ -134,28 +210,16 @@ def wait_response(
         values = await protocol.background.final_values(run_id)
         if values is not None:
             return values
-        await protocol.runtime.wait(run_id)
-        return await protocol.runs.final_values(await protocol.runtime.get_run(run_id))
+        settled = await protocol.runtime.wait(run_id)
+        return await protocol.runs.values_after(thread_id, settled.status, settled.error)
 
-    async def body() -> AsyncIterator[bytes]:
-        waiter = asyncio.create_task(final_values(), name=f"ap-wait:{run_id}")
-        done = False
-        try:
-            while True:
-                finished, _ = await asyncio.wait({waiter}, timeout=heartbeat)
-                if finished:
-                    break
-                yield b"\n"
-            values = waiter.result()
-            done = True
-            yield json.dumps(values, separators=(",", ":"), default=str).encode()
-        finally:
-            waiter.cancel()
-            if not done and cancel_on_disconnect:
-                protocol.background.spawn(
-                    _stop_quietly(protocol, run_id), name=f"ap-disconnect:{run_id}"
-                )
+    def stop_run() -> None:
+        protocol.background.spawn(_stop_quietly(protocol, run_id), name=f"ap-disconnect:{run_id}")
 
-    return StreamingResponse(
-        body(), media_type="application/json", headers=locations(thread_id, run_id, "join")
+    return WaitResponse(
+        final_values,
+        heartbeat=heartbeat,
+        headers=locations(thread_id, run_id, "join"),
+        on_disconnect=stop_run if cancel_on_disconnect else None,
+        name=f"ap-wait:{run_id}",
     )

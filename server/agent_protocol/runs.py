@@ -266,9 +266,15 @@ class Runs:
 
     async def final_values(self, record: RunRecord) -> dict[str, Any]:
         """The wait/join body: the thread's values (with ``__interrupt__``), or ``__error__``."""
-        if record.status in _FAILED:
-            return {"__error__": error_payload(record.status, record.error)}
-        thread = await self.threads.store.get_thread(record.thread_id)
+        return await self.values_after(record.thread_id, record.status, record.error)
+
+    async def values_after(
+        self, thread_id: str, status: TaskStatus, error: str | None
+    ) -> dict[str, Any]:
+        """As :meth:`final_values`, for a run of ``thread_id`` that settled in ``status``."""
+        if status in _FAILED:
+            return {"__error__": error_payload(status, error)}
+        thread = await self.threads.store.get_thread(thread_id)
         if thread is None:
             return {}
         snapshot = await self.threads.snapshot(thread)

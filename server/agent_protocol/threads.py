@@ -88,6 +88,15 @@ class Threads:
 
     async def create(self, body: ThreadCreate) -> ThreadRecord:
         """Create a thread (``if_exists``: 409 or the existing one)."""
+        record, _ = await self._create(body)
+        return record
+
+    async def create_view(self, body: ThreadCreate) -> Thread:
+        """Create a thread as :meth:`create` does; its view (a new thread has no runs to read)."""
+        record, created = await self._create(body)
+        return await self.view(record, runs=[] if created else None)
+
+    async def _create(self, body: ThreadCreate) -> tuple[ThreadRecord, bool]:
         thread_id = body.thread_id or str(uuid.uuid4())
         metadata = dict(body.metadata or {})
         graph_id = body.graph_id or metadata.get("graph_id")
@@ -100,11 +109,11 @@ class Threads:
         )
         if not created:
             if body.if_exists == "do_nothing":
-                return record
+                return record, False
             raise ConflictError(f"Thread {thread_id} already exists")
         if body.supersteps:
             await self._apply_supersteps(record, body.supersteps)
-        return record
+        return record, True
 
     async def patch(self, thread_id: str, metadata: dict[str, Any]) -> ThreadRecord:
         """Merge ``metadata`` into the thread's (``threads.update``)."""
@@ -157,9 +166,13 @@ class Threads:
 
     # -- views ----------------------------------------------------------------------------------
 
-    async def view(self, record: ThreadRecord) -> Thread:
-        """The protocol's ``Thread``: the record plus status, values and interrupts."""
-        runs = await self.runs_of(record.thread_id)
+    async def view(self, record: ThreadRecord, runs: list[RunRecord] | None = None) -> Thread:
+        """The protocol's ``Thread``: the record plus status, values and interrupts.
+
+        ``runs``: the thread's runs, newest first, when the caller knows them already.
+        """
+        if runs is None:
+            runs = await self.runs_of(record.thread_id)
         snapshot = await self.snapshot(record, runs=runs)
         status, error = self._status(runs, snapshot)
         has_state = snapshot is not None and snapshot.created_at is not None

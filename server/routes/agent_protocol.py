@@ -186,8 +186,7 @@ async def create_thread(
     body = body or ThreadCreate()
     if body.thread_id is not None:
         body = body.model_copy(update={"thread_id": thread_id_of(body.thread_id)})
-    threads = protocol.threads
-    return await threads.view(await threads.create(body))
+    return await protocol.threads.create_view(body)
 
 
 @router.post(

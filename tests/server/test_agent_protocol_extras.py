@@ -52,6 +52,42 @@ def test_wait_sends_newlines_then_the_values(url: str) -> None:
     assert json.loads(response.content)["ticks"] == [str(i) for i in range(10)]
 
 
+def test_a_wait_that_settles_within_a_heartbeat_is_one_plain_body(url: str) -> None:
+    thread_id = get_sync_client(url=url).threads.create()["thread_id"]
+    with httpx.Client(base_url=url, timeout=10) as http:
+        response = http.post(
+            f"/threads/{thread_id}/runs/wait",
+            json={"assistant_id": "approval", "input": {"draft": "hi"}},
+        )
+    assert response.status_code == 200
+    assert "transfer-encoding" not in response.headers
+    assert int(response.headers["content-length"]) == len(response.content)
+    body = json.loads(response.content)
+    assert body["draft"] == "hi!" and "__interrupt__" in body
+
+
+@pytest.mark.parametrize("keepalives", [0, 1], ids=["before-headers", "after-a-keepalive"])
+def test_wait_with_on_disconnect_cancel_stops_the_run(url: str, keepalives: int) -> None:
+    client = get_sync_client(url=url)
+    thread_id = client.threads.create()["thread_id"]
+    body = {"assistant_id": "ticker", "input": {}, "on_disconnect": "cancel"}
+    with httpx.Client(base_url=url, timeout=httpx.Timeout(10, read=0.1)) as http:
+        if keepalives == 0:
+            # The heartbeat is 0.3 s: nothing has been sent when the client leaves.
+            with pytest.raises(httpx.ReadTimeout):
+                http.post(f"/threads/{thread_id}/runs/wait", json=body)
+        else:
+            http.timeout = httpx.Timeout(10)
+            with http.stream("POST", f"/threads/{thread_id}/runs/wait", json=body) as response:
+                assert next(response.iter_raw()) == b"\n"  # headers, then a keepalive
+    runs = client.runs.list(thread_id)
+    assert len(runs) == 1
+    eventually(
+        lambda: client.runs.get(thread_id, runs[0]["run_id"])["status"] == "interrupted",
+        what="the run stopping after its waiting client left",
+    )
+
+
 def test_on_disconnect_cancel_stops_the_run(url: str) -> None:
     client = get_sync_client(url=url)
     thread_id = client.threads.create()["thread_id"]
