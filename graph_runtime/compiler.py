@@ -41,7 +41,7 @@ from graph_runtime.errors import (
     RunTimeoutError,
     WorkflowValidationError,
 )
-from graph_runtime.expressions import Expression, compile_expression, to_view
+from graph_runtime.expressions import Expression, Scope, compile_expression, to_view
 from graph_runtime.models import ErrorCode, TaskStatus, utcnow
 from graph_runtime.recorder import EventRecorder
 from graph_runtime.schema import NodeSpec, Policies, RetrySpec, WorkflowDefinition, node_config
@@ -105,6 +105,8 @@ REDUCERS: dict[str, Callable[[Any, Any], Any] | None] = {
 _TOKEN_NODE_TYPES = frozenset({"llm", "subgraph"})
 #: Node types that run a child graph, whose chunks stream with ``subgraphs=True``.
 _SUBGRAPH_NODE_TYPES = frozenset({"subgraph"})
+#: The runtime's channels that only some node types write (see ``BaseNode.runtime_writes``).
+_RUNTIME_CHANNELS = frozenset({OUTPUT_KEY, LOOPS_KEY, MAP_KEY})
 
 _CODE_ERRORS: dict[ErrorCode, type[GraphRuntimeError]] = {
     ErrorCode.VALIDATION_ERROR: InputValidationError,
@@ -220,6 +222,11 @@ class Compiler:
         self.registries = dict(registries or {})
         self._compiled: dict[tuple[str, str, frozenset[str]], CompiledWorkflow] = {}
         self._max_cached = max_cached
+        # id(definition) → (definition, its content hash). Definitions are frozen models and
+        # the run manager hands over the same object for every run of a version, while the
+        # hash serialises the whole document. The entry holds the definition, so its id
+        # cannot be reused by another object while the entry exists.
+        self._hashes: dict[int, tuple[WorkflowDefinition, str]] = {}
 
     def compile(
         self, definition: WorkflowDefinition, *, input_keys: frozenset[str] = frozenset()
@@ -230,7 +237,7 @@ class Compiler:
             WorkflowValidationError: with every problem of the document.
         """
         extra = input_keys if definition.state_inferred else frozenset()
-        key = (definition.id, definition.content_hash, extra)
+        key = (definition.id, self._content_hash(definition), extra)
         hit = self._compiled.get(key)
         if hit is not None:
             return hit
@@ -242,6 +249,16 @@ class Compiler:
             self._compiled.pop(next(iter(self._compiled)))
         self._compiled[key] = compiled
         return compiled
+
+    def _content_hash(self, definition: WorkflowDefinition) -> str:
+        known = self._hashes.get(id(definition))
+        if known is not None and known[0] is definition:
+            return known[1]
+        content_hash = definition.content_hash
+        if len(self._hashes) >= self._max_cached:
+            self._hashes.pop(next(iter(self._hashes)))
+        self._hashes[id(definition)] = (definition, content_hash)
+        return content_hash
 
 
 class _Builder:
@@ -279,13 +296,30 @@ class _Builder:
                 if node.on_error and node.on_error.update:
                     keys |= set(node.on_error.update)
             fields = {k: Any for k in sorted(keys) if not k.startswith("__")}
+        # The runtime's channels: the input always, the others when a node may write them.
+        # LangGraph reads and copies every channel at every step, written or not.
+        written = self._runtime_writes()
         fields[INPUT_KEY] = Any
-        fields[OUTPUT_KEY] = Any
-        fields[LOOPS_KEY] = Annotated[Any, _merge]
-        fields[MAP_KEY] = Annotated[Any, _merge]
+        if OUTPUT_KEY in written:
+            fields[OUTPUT_KEY] = Any
+        if LOOPS_KEY in written:
+            fields[LOOPS_KEY] = Annotated[Any, _merge]
+        if MAP_KEY in written:
+            fields[MAP_KEY] = Annotated[Any, _merge]
         schema = TypedDict("WorkflowState", fields, total=False)  # type: ignore[operator,misc]
         public = frozenset(k for k in fields if not k.startswith("__"))
         return schema, public, defaults
+
+    def _runtime_writes(self) -> frozenset[str]:
+        """The runtime keys a node of this workflow may write (every one if a type says not)."""
+        written: set[str] = set()
+        for node in self.d.nodes:
+            # Declared by the class itself: a subclass of a core type may write more.
+            declared = vars(self.registry.get(node.type)).get("runtime_writes")
+            if declared is None:
+                return _RUNTIME_CHANNELS
+            written |= declared
+        return frozenset(written)
 
     # -- graph ------------------------------------------------------------------------------
 
@@ -408,11 +442,12 @@ class _Builder:
         # too).
         async def route(state: dict[str, Any], runtime: Runtime[RunContext]) -> list[str]:
             rc = runtime.context
-            variables = {
-                "state": to_view(public_state(state)),
-                "input": to_view(state.get(INPUT_KEY) or {}),
-                "run": {"id": rc.run_id, "workflow_id": rc.workflow_id, "version": rc.version},
-            }
+            # Converted as read: `state.count < 10` converts `count`, not the whole state.
+            variables = Scope(
+                public_state(state),
+                {"input": state.get(INPUT_KEY) or {}},
+                {"run": {"id": rc.run_id, "workflow_id": rc.workflow_id, "version": rc.version}},
+            )
             fallback: list[str] = []
             for expr, index, targets in compiled:
                 if expr is None:
@@ -552,7 +587,6 @@ class _NodeRunner:
                 "item": state.get(ITEM_KEY),
                 "index": state.get(INDEX_KEY),
             }
-        run_info = {"id": rc.run_id, "workflow_id": rc.workflow_id, "version": rc.version}
         recorder = rc.recorder
         step_name = rc.step_prefix + self.node_id
         attempt = 0
@@ -563,7 +597,12 @@ class _NodeRunner:
                 node_id=self.node_id,
                 node_type=self.node_type,
                 state=state,
-                run={**run_info, "attempt": attempt},
+                run={
+                    "id": rc.run_id,
+                    "workflow_id": rc.workflow_id,
+                    "version": rc.version,
+                    "attempt": attempt,
+                },
                 attempt=attempt,
                 extra=extra,
                 writer=partial(_write_custom, recorder, asyncio.get_running_loop()),

@@ -22,7 +22,7 @@ import datetime as dt
 import json
 import logging
 import re
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -45,6 +45,7 @@ __all__ = [
     "MAX_TEMPLATE_CHARS",
     "MAX_VIEW_DEPTH",
     "Expression",
+    "Scope",
     "Template",
     "compile_expression",
     "compile_template",
@@ -204,7 +205,8 @@ class Expression:
 
         Args:
             context: Variable name to value, built by :func:`to_view`: it caps nesting, and data
-                nested ~1,000 deep crashes the binding's converter.
+                nested ~1,000 deep crashes the binding's converter. A :class:`Scope` converts
+                only the variables and state keys the expression reads.
 
         Returns:
             Plain JSON-like data (maps with string keys); timestamps become ISO strings and
@@ -214,11 +216,14 @@ class Expression:
             ExpressionError: (E007) on any failure, with the expression and a hint.
         """
         plan = self._plan
-        env = {name: context[name] for name in plan.names if name in context}
-        state = env.get("state")
-        if plan.narrow_state is not None and isinstance(state, dict):
-            # Convert only what is read: the binding spends ~1-3 µs per value it converts.
-            env["state"] = {key: state[key] for key in plan.narrow_state if key in state}
+        if type(context) is Scope:
+            env = context.env(plan.names, plan.narrow_state)
+        else:
+            env = {name: context[name] for name in plan.names if name in context}
+            state = env.get("state")
+            if plan.narrow_state is not None and isinstance(state, dict):
+                # Convert only what is read: the binding spends ~1-3 µs per value it converts.
+                env["state"] = {key: state[key] for key in plan.narrow_state if key in state}
         if plan.check_cost and (priced := _work(plan.scan, env))[0] > MAX_EVALUATION_WORK:
             raise ExpressionError(
                 f"too costly for this data (~{priced[0]:,} steps, limit {MAX_EVALUATION_WORK:,};"
@@ -227,7 +232,7 @@ class Expression:
                 expression=self.source,
             )
         try:
-            result = plan.program.execute(env | plan.functions)
+            result = plan.program.execute(env | plan.functions if plan.functions else env)
         except Exception as exc:  # Key/Type/Index/Overflow/ZeroDivision/Runtime/ValueError
             raise ExpressionError(
                 _runtime_message(exc, self.source), expression=self.source
@@ -438,6 +443,118 @@ def to_view(value: Any) -> Any:
     except _ViewError as exc:
         where = "".join(reversed(exc.path)).lstrip(".") or "the value"
         raise ExpressionError(f"cannot show {where} to expressions: it {exc}") from None
+
+
+class Scope(Mapping[str, Any]):
+    """Expression variables that become their JSON view when an expression first reads them.
+
+    ``state`` is converted key by key: ``state.count + 1`` converts ``count`` and nothing
+    else, however large the rest of the state is (the conversion, not the evaluation, is
+    what a step's expressions cost on a real state). Conversions are cached, so the
+    expressions of one node attempt or one router call share them. A value that cannot be
+    shown (bytes, too deep, too long) raises the same :class:`ExpressionError` as
+    :func:`to_view` when it is read.
+
+    As a mapping it holds the fully converted variables, like the dict it stands for.
+    """
+
+    __slots__ = ("_raw", "_state", "_state_views", "_views")
+
+    def __init__(
+        self,
+        state: Mapping[str, Any] | None = None,
+        values: Mapping[str, Any] | None = None,
+        views: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Variables of one evaluation site.
+
+        Args:
+            state: The public state (runtime keys already left out), shown as ``state``.
+            values: Other variables, as Python values (converted when read).
+            views: Variables that already are JSON views (used as given).
+        """
+        self._state = state
+        self._state_views: dict[str, Any] = {}
+        self._raw: dict[str, Any] = dict(values) if values else {}
+        self._views: dict[str, Any] = dict(views) if views else {}
+        # The precedence of `{"state": ..., **values, **views}`: a later source wins.
+        for name in self._views:
+            self._raw.pop(name, None)
+        if state is not None and ("state" in self._raw or "state" in self._views):
+            self._state = None
+
+    def with_views(self, views: Mapping[str, Any]) -> Scope:
+        """This scope plus (or overridden by) ``views``, sharing what was converted so far."""
+        scope = Scope.__new__(Scope)
+        scope._state = None if "state" in views else self._state
+        scope._state_views = self._state_views
+        scope._raw = {k: v for k, v in self._raw.items() if k not in views}
+        scope._views = {**self._views, **views}
+        return scope
+
+    def env(self, names: tuple[str, ...], state_keys: frozenset[str] | None) -> dict[str, Any]:
+        """The variables ``names`` (those defined), ``state`` narrowed to ``state_keys``."""
+        env: dict[str, Any] = {}
+        for name in names:
+            if name == "state" and self._state is not None:
+                state = self._state
+                if state_keys is None or len(state) > MAX_LIST_ITEMS:
+                    env[name] = self["state"]  # the whole view (or the same error as to_view)
+                else:
+                    env[name] = {k: self._state_view(state, k) for k in state_keys if k in state}
+            elif name in self:
+                value = self[name]
+                if name == "state" and state_keys is not None and isinstance(value, dict):
+                    value = {key: value[key] for key in state_keys if key in value}
+                env[name] = value
+        return env
+
+    def _state_view(self, state: Mapping[str, Any], key: str) -> Any:
+        views = self._state_views
+        if key in views:
+            return views[key]
+        value = state[key]
+        if type(value) not in _LEAVES:
+            try:
+                # As inside to_view(state): depth and error path as for the whole state.
+                value = _child(value, 0, key)
+            except _ViewError as exc:
+                where = "".join(reversed(exc.path)).lstrip(".")
+                raise ExpressionError(f"cannot show {where} to expressions: it {exc}") from None
+        views[key] = value
+        return value
+
+    def __getitem__(self, name: str) -> Any:
+        views = self._views
+        if name in views:
+            return views[name]
+        if name == "state" and self._state is not None:
+            state = self._state
+            if len(state) > MAX_LIST_ITEMS:
+                view = to_view(state)  # raises as it always did
+            else:
+                view = {k: self._state_view(state, k) for k in state}
+        else:
+            view = to_view(self._raw[name])
+        views[name] = view
+        return view
+
+    def __contains__(self, name: object) -> bool:
+        return (
+            name in self._views
+            or name in self._raw
+            or (name == "state" and self._state is not None)
+        )
+
+    def __iter__(self) -> Iterator[str]:
+        # Converted values are cached in _views: each name once, in first-seen order.
+        names = dict.fromkeys(["state"] if self._state is not None else [])
+        names.update(dict.fromkeys(self._raw))
+        names.update(dict.fromkeys(self._views))
+        return iter(names)
+
+    def __len__(self) -> int:
+        return len(list(iter(self)))
 
 
 # -- templates ------------------------------------------------------------------------------

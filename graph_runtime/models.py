@@ -145,7 +145,8 @@ class TaskStepResult(BaseModel):
 
     def dict(self) -> dict[str, Any]:  # type: ignore[override]
         """A JSON-ready dict that ``from_dict`` turns back into an equal record."""
-        return self.model_dump(mode="json")
+        # model_dump(mode="json") without its wrapper: every step event carries one.
+        return self.__pydantic_serializer__.to_python(self, mode="json")  # type: ignore[no-any-return]
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TaskStepResult:

@@ -32,6 +32,7 @@ from langchain_core.messages import AIMessage
 from checkpoints.store import LogRecord
 from graph_runtime import failpoints
 from graph_runtime._durable import DurableWrites, EventSink, PersistFn
+from graph_runtime._records import new_event, new_step
 from graph_runtime.expressions import to_view
 from graph_runtime.models import ErrorCode, Event, EventType, TaskStatus, TaskStepResult, utcnow
 from graph_runtime.state_machine import check_transition
@@ -302,10 +303,9 @@ class EventRecorder:
         if status is None:
             status = TaskStatus.COMPLETED if error_code is None else TaskStatus.FAILED
         self._seq += 1
-        record = TaskStepResult(
+        record = new_step(
             step=node_id,
             result=result,
-            completed=status is TaskStatus.COMPLETED,
             message=message or _default_message(node_id, status, error_code),
             status=status,
             error_code=error_code,
@@ -401,9 +401,7 @@ class EventRecorder:
 def _event(run_id: str, event_id: int, type_: EventType, data: dict[str, Any]) -> Event:
     # Every field is built here with its exact type (id >= 1 from the counter): skip the
     # validation, which costs more than the rest of an event's bookkeeping.
-    return Event.model_construct(
-        run_id=run_id, id=event_id, type=type_, data=data, created_at=utcnow()
-    )
+    return new_event(run_id, event_id, type_, data, utcnow())
 
 
 def _node_of(namespace: tuple[str, ...]) -> str | None:

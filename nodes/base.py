@@ -19,10 +19,10 @@ from pydantic import BaseModel
 from graph_runtime.errors import ExpressionError
 from graph_runtime.expressions import (
     Expression,
+    Scope,
     Template,
     compile_expression,
     compile_template,
-    to_view,
 )
 from graph_runtime.models import ErrorCode
 
@@ -104,6 +104,7 @@ class NodeContext:
     """Everything a node attempt can see: state, input, run info, writers and services."""
 
     __slots__ = (
+        "_scope",
         "_variables",
         "attempt",
         "extra",
@@ -153,6 +154,7 @@ class NodeContext:
         self.models = models or {}
         """The workflow document's ``models`` map (alias → spec); resolved by the model factory."""
         self._variables: dict[str, Any] | None = None
+        self._scope: Scope | None = None
 
     @property
     def input(self) -> Mapping[str, Any]:
@@ -162,28 +164,40 @@ class NodeContext:
 
     @property
     def variables(self) -> dict[str, Any]:
-        """The expression variables (computed once per attempt)."""
+        """The expression variables, every one converted (computed once per attempt)."""
         if self._variables is None:
-            self._variables = {
-                "state": to_view(public_state(self.state)),
-                "input": to_view(self.input),
-                "run": dict(self.run),
-                **{k: to_view(v) for k, v in self.extra.items()},
-            }
+            scope = self.scope
+            # The order of `{"state", "input", "run", **extra}`; an extra name keeps its place.
+            names = ("state", "input", "run", *self.extra)
+            self._variables = {name: scope[name] for name in names}
         return self._variables
+
+    @property
+    def scope(self) -> Scope:
+        """The expression variables, each converted when an expression first reads it.
+
+        ``evaluate`` and ``render`` go through it, so an expression that reads
+        ``state.count`` converts that key only, not the whole state.
+        """
+        if self._scope is None:
+            extra = self.extra
+            # The precedence of `{"state", "input", "run", **extra}`: an extra name wins.
+            views = {} if "run" in extra else {"run": dict(self.run)}
+            self._scope = Scope(public_state(self.state), {"input": self.input, **extra}, views)
+        return self._scope
 
     def evaluate(self, expr: Expression, field: str, **more: Any) -> Any:
         """Evaluate ``expr``; errors are E007 tagged with this node and ``field``."""
-        variables = {**self.variables, **more} if more else self.variables
+        scope = self.scope.with_views(more) if more else self.scope
         try:
-            return expr.evaluate(variables)
+            return expr.evaluate(scope)
         except ExpressionError as exc:
             raise exc.located(node_id=self.node_id, field=field) from None
 
     def render(self, template: Template, field: str) -> str:
         """Render ``template``; errors are E007 tagged with this node and ``field``."""
         try:
-            return template.render(self.variables)
+            return template.render(self.scope)
         except ExpressionError as exc:
             raise exc.located(node_id=self.node_id, field=field) from None
 
@@ -225,6 +239,10 @@ class BaseNode(Generic[ConfigT]):
     config_model: ClassVar[type[BaseModel]]
     #: Extra variables visible to this node's expressions (e.g. the map's item variable).
     extra_variables: frozenset[str] = frozenset()
+    #: The runtime's own state keys (``LOOPS_KEY``...) that ``run`` writes. Read from the
+    #: class that declares it, not inherited (a subclass may write more): a type that does not
+    #: declare it may write any of them, and the compiler then declares them all as channels.
+    runtime_writes: ClassVar[frozenset[str] | None] = None
 
     def __init__(
         self, node_id: str, config: ConfigT, *, extra_variables: frozenset[str] = frozenset()

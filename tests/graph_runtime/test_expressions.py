@@ -25,6 +25,7 @@ from graph_runtime.expressions import (
     MAX_TEMPLATE_CHARS,
     MAX_VIEW_DEPTH,
     Expression,
+    Scope,
     compile_expression,
     compile_template,
     referenced_state_keys,
@@ -628,3 +629,38 @@ def test_limits_are_safe_on_a_one_mebibyte_thread_stack() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().endswith("alive")
+
+
+# -- Scope: variables converted as read ----------------------------------------------------
+
+
+def test_scope_converts_only_the_state_keys_an_expression_reads() -> None:
+    scope = Scope({"count": 2, "blob": b"\x00raw"}, {"input": {"q": "x"}}, {"run": {"id": "r"}})
+    assert compile_expression("state.count + 1").evaluate(scope) == 3
+    assert compile_expression("input.q + run.id").evaluate(scope) == "xr"
+    # The value that cannot be shown fails only the expression that reads it, as to_view would.
+    with pytest.raises(ExpressionError, match="blob to expressions: it is bytes"):
+        compile_expression("size(state.blob)").evaluate(scope)
+    with pytest.raises(ExpressionError, match="blob to expressions: it is bytes"):
+        compile_expression("state").evaluate(scope)
+
+
+def test_scope_is_the_mapping_it_stands_for() -> None:
+    when = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    state = {"n": 1, "at": when}
+    scope = Scope(state, {"input": {"a": [1]}, "item": when}, {"run": {"id": "r"}})
+    plain = {
+        "state": to_view(state),
+        "input": to_view({"a": [1]}),
+        "item": to_view(when),
+        "run": {"id": "r"},
+    }
+    assert dict(scope) == plain and len(scope) == 4 and set(scope) == set(plain)
+    assert "state" in scope and "nope" not in scope
+    for source in ("state.at", "item", "state.n + size(input.a)", "has(state.n)"):
+        expr = compile_expression(source, extra_variables={"item"})
+        assert expr.evaluate(scope) == expr.evaluate(plain), source
+    # Later sources win, as in {"state": ..., **values, **views}; with_views overrides too.
+    assert Scope({"n": 1}, {"state": {"n": 2}})["state"] == {"n": 2}
+    wider = scope.with_views({"item": 7, "state": {"n": 9}})
+    assert wider["item"] == 7 and wider["state"] == {"n": 9} and scope["item"] == to_view(when)

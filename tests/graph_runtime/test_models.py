@@ -6,6 +6,7 @@ import pydantic
 import pytest
 
 import graph_runtime
+from graph_runtime._records import new_event, new_step
 from graph_runtime.errors import (
     GraphRuntimeError,
     InvalidTransition,
@@ -16,6 +17,8 @@ from graph_runtime.models import (
     TERMINAL_STATUSES,
     TRANSITIONS,
     ErrorCode,
+    Event,
+    EventType,
     TaskRequest,
     TaskStatus,
     TaskStepResult,
@@ -155,3 +158,81 @@ def test_public_names_sorted_and_complete() -> None:
     assert graph_runtime.__all__ == sorted(graph_runtime.__all__)
     for name in graph_runtime.__all__:
         assert getattr(graph_runtime, name) is not None
+
+
+def _step_fields(**over: object) -> dict[str, object]:
+    now = dt.datetime.now(dt.UTC)
+    fields: dict[str, object] = {
+        "step": "calc",
+        "result": {"n": 1},
+        "status": TaskStatus.COMPLETED,
+        "message": "calc completed",
+        "error_code": None,
+        "error_message": None,
+        "run_id": "r1",
+        "seq": 1,
+        "task_id": "t1",
+        "node_type": "transform",
+        "attempt": 1,
+        "started_at": now,
+        "finished_at": now,
+        "duration_ms": 0.5,
+    }
+    return {**fields, **over}
+
+
+@pytest.mark.parametrize(
+    "over",
+    [
+        {},
+        {
+            "status": TaskStatus.FAILED,
+            "error_code": ErrorCode.EXECUTION_ERROR,
+            "error_message": "x",
+        },
+        {
+            "status": TaskStatus.TIMED_OUT,
+            "error_code": ErrorCode.TIMEOUT_ERROR,
+            "error_message": "t",
+        },
+        {"task_id": None, "node_type": None, "run_id": None},
+    ],
+)
+def test_unvalidated_step_records_equal_validated_ones(over: dict[str, object]) -> None:
+    fields = _step_fields(**over)
+    fast = new_step(**fields)  # type: ignore[arg-type]
+    checked = TaskStepResult(**fields, completed=fields["status"] is TaskStatus.COMPLETED)
+    assert fast == checked and repr(fast) == repr(checked)
+    assert fast.dict() == checked.dict() and TaskStepResult.from_dict(fast.dict()) == checked
+
+
+@pytest.mark.parametrize(
+    "over",
+    [
+        {"attempt": 0},
+        {"seq": 0},
+        {"duration_ms": -1.0},
+        {
+            "status": TaskStatus.COMPLETED,
+            "error_code": ErrorCode.TIMEOUT_ERROR,
+            "error_message": "x",
+        },
+        {"status": TaskStatus.FAILED, "error_code": ErrorCode.EXECUTION_ERROR},
+        {"status": "failed", "error_code": "E999", "error_message": "x"},
+    ],
+)
+def test_step_records_the_fast_path_cannot_trust_are_validated(over: dict[str, object]) -> None:
+    with pytest.raises(pydantic.ValidationError):
+        new_step(**_step_fields(**over))  # type: ignore[arg-type]
+
+
+def test_a_value_validation_would_coerce_is_coerced() -> None:
+    record = new_step(**_step_fields(duration_ms=2, status="completed"))  # type: ignore[arg-type]
+    assert record.duration_ms == 2.0 and type(record.duration_ms) is float
+    assert record.status is TaskStatus.COMPLETED and record.completed
+
+
+def test_unvalidated_events_equal_validated_ones() -> None:
+    now = dt.datetime.now(dt.UTC)
+    fast = new_event("r1", 3, EventType.STEP, {"a": 1}, now)
+    assert fast == Event(run_id="r1", id=3, type=EventType.STEP, data={"a": 1}, created_at=now)

@@ -496,3 +496,40 @@ async def test_tools_from_import_paths(tmp_path: Path, monkeypatch: pytest.Monke
     bad = RuntimeConfig(tools=["examples.support_tools:NOPE"])
     with pytest.raises(InputValidationError, match="NOPE"):
         Runtime(tmp_path / "u.db", config=bad)
+
+
+class LoudShout(Shout):
+    """A subclass of a type: it may write more than its parent declared."""
+
+    type_name: ClassVar[str] = "loud"
+
+
+def _runtime_channels(rt: Runtime, workflow: dict[str, Any]) -> set[str]:
+    channels = rt.compile(workflow).graph.channels
+    return {k for k in ("__output__", "__loops__", "__map__") if k in channels}
+
+
+async def test_only_the_runtime_channels_a_node_may_write_are_declared(tmp_path: Path) -> None:
+    start = {"id": "start", "type": "input", "config": {}}
+    plain = doc(
+        [start, {"id": "t", "type": "transform", "config": {"set": {"a": "1"}}}],
+        [{"from": "start", "to": "t"}, {"from": "t", "to": "__end__"}],
+        id="plain",
+    )
+    registry = NodeRegistry()
+    registry.register(Shout)
+    registry.register(LoudShout)
+    async with Runtime(tmp_path / "c.db", registry=registry) as rt:
+        assert _runtime_channels(rt, plain) == set()
+        assert _runtime_channels(rt, LINEAR) == {"__output__"}
+        # A type that does not say what it writes may write any of them; so may a subclass
+        # of a type that said, unless it says again.
+        for kind in ("shout", "loud"):
+            custom = doc(
+                [start, {"id": "s", "type": kind, "config": {"word": "hey"}}],
+                [{"from": "start", "to": "s"}, {"from": "s", "to": "__end__"}],
+                id=kind,
+            )
+            assert _runtime_channels(rt, custom) == {"__output__", "__loops__", "__map__"}
+        response = await rt.run(plain, {})
+    assert response.status is TaskStatus.COMPLETED

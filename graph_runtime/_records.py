@@ -1,0 +1,114 @@
+"""Step records and events built on the recorder's hot path, without validating them again.
+
+Every node attempt makes one ``TaskStepResult`` and one ``Event``, and the recorder builds
+their values itself, with their exact types. Validating them again costs more than the rest of
+a step's bookkeeping, and pydantic's ``model_construct`` costs more still (it resolves aliases
+field by field in Python). These constructors set the instance dict directly, as
+``model_construct`` does, so the result is equal to a validated instance field for field.
+
+:func:`new_step` first checks what validation would check (exact types, ranges and the
+model's consistency rules) and hands anything else to the validating constructor, so a bad
+value still fails, or is coerced, exactly as before.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
+
+from graph_runtime.models import ErrorCode, Event, EventType, TaskStatus, TaskStepResult
+
+__all__ = ["new_event", "new_step"]
+
+_M = TypeVar("_M", bound=BaseModel)
+_setattr = object.__setattr__
+_OPTIONAL_STR = (str, type(None))
+
+
+def _construct(cls: type[_M], values: dict[str, Any]) -> _M:
+    # What BaseModel.model_construct does when it is given every field (and the model has
+    # neither extra fields nor private attributes), without its per-field loop.
+    model = cls.__new__(cls)
+    _setattr(model, "__dict__", values)
+    _setattr(model, "__pydantic_fields_set__", set(values))
+    _setattr(model, "__pydantic_extra__", None)
+    _setattr(model, "__pydantic_private__", None)
+    return model
+
+
+def new_event(
+    run_id: str, event_id: int, type_: EventType, data: dict[str, Any], created_at: dt.datetime
+) -> Event:
+    """An event from values of the exact field types (``event_id`` >= 1), not validated."""
+    return _construct(
+        Event,
+        {"run_id": run_id, "id": event_id, "type": type_, "data": data, "created_at": created_at},
+    )
+
+
+def new_step(
+    *,
+    step: str,
+    result: Any,
+    status: TaskStatus,
+    message: str,
+    error_code: ErrorCode | None,
+    error_message: str | None,
+    run_id: str | None,
+    seq: int,
+    task_id: str | None,
+    node_type: str | None,
+    attempt: int,
+    started_at: dt.datetime,
+    finished_at: dt.datetime,
+    duration_ms: float,
+) -> TaskStepResult:
+    """A step record; validated only when a value is not what validation would accept as is.
+
+    ``completed`` is derived from ``status``, as the model requires.
+    """
+    completed = status == TaskStatus.COMPLETED  # a plain "completed" is validated below
+    # The field order of the model: a validated instance's dict has it too (and repr shows it).
+    values = {
+        "step": step,
+        "result": result,
+        "completed": completed,
+        "message": message,
+        "status": status,
+        "error_code": error_code,
+        "error_message": error_message,
+        "run_id": run_id,
+        "seq": seq,
+        "task_id": task_id,
+        "node_type": node_type,
+        "attempt": attempt,
+        "started_at": started_at,
+        "finished_at": finished_at,
+        "duration_ms": duration_ms,
+    }
+    trusted = (
+        type(step) is str
+        and type(message) is str
+        and type(status) is TaskStatus
+        and type(run_id) in _OPTIONAL_STR
+        and type(task_id) in _OPTIONAL_STR
+        and type(node_type) in _OPTIONAL_STR
+        and type(seq) is int
+        and seq >= 1
+        and type(attempt) is int
+        and attempt >= 1
+        and type(started_at) is dt.datetime
+        and type(finished_at) is dt.datetime
+        and type(duration_ms) is float
+        and duration_ms >= 0
+        # The model's consistency rules (TaskStepResult._consistent).
+        and (
+            (error_code is None and error_message is None)
+            or (type(error_code) is ErrorCode and type(error_message) is str and not completed)
+        )
+    )
+    if trusted:
+        return _construct(TaskStepResult, values)
+    return TaskStepResult(**values)
