@@ -90,8 +90,6 @@ class EventRecorder:
         self._event_id = last_event_id
         self._seq = last_seq
         self._seen: set[tuple[str, int]] = set(seen_keys)
-        self.pending: list[Event] = []
-        """Events not yet taken by ``drain()``."""
         self.steps: list[TaskStepResult] = []
         self.completed_steps = 0
         self.current_node: str | None = None
@@ -109,7 +107,6 @@ class EventRecorder:
         """Create the next event and hand it to the sink."""
         self._event_id += 1
         event = _event(self.run_id, self._event_id, type_, data)
-        self.pending.append(event)
         if self.persist is not None or self.publish is not None:
             self._out_events.append(event)
         if self.sink is not None:
@@ -227,15 +224,9 @@ class EventRecorder:
         """The next event, for a write of its own (not queued with the records)."""
         self._event_id += 1
         event = _event(self.run_id, self._event_id, type_, data)
-        self.pending.append(event)
         if self.sink is not None:
             self.sink(event)
         return event
-
-    def drain(self) -> list[Event]:
-        """Take the events emitted since the last call."""
-        out, self.pending = self.pending, []
-        return out
 
     @property
     def last_event_id(self) -> int:

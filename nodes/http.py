@@ -108,6 +108,7 @@ class Node(BaseNode[Config]):
 
     type_name: ClassVar[str] = "http"
     config_model: ClassVar[type[Config]] = Config
+    runtime_writes: ClassVar[frozenset[str] | None] = frozenset()
 
     def __init__(self, node_id: str, config: Config, **kwargs: Any) -> None:
         super().__init__(node_id, config, **kwargs)
