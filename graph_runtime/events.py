@@ -29,6 +29,8 @@ class Subscription:
     run_id: str
     queue: asyncio.Queue[Event | None] = field(default_factory=lambda: asyncio.Queue())
     dropped: bool = False
+    types: frozenset[EventType] | None = None
+    """The event types it receives (None: every one)."""
 
 
 class EventBus:
@@ -65,7 +67,7 @@ class EventBus:
         if not subs:
             return
         for sub in list(subs):
-            if sub.dropped:
+            if sub.dropped or (sub.types is not None and event.type not in sub.types):
                 continue
             if sub.queue.qsize() >= self.max_queue:
                 # A frozen client must not hold the run back or grow memory: drop it; it
@@ -84,9 +86,15 @@ class EventBus:
         return len(self._subs.get(run_id, ()))
 
     @asynccontextmanager
-    async def subscribe(self, run_id: str) -> AsyncIterator[Subscription]:
-        """Receive the run's events published while the context is open."""
-        sub = Subscription(run_id)
+    async def subscribe(
+        self, run_id: str, types: frozenset[EventType] | None = None
+    ) -> AsyncIterator[Subscription]:
+        """Receive the run's events published while the context is open.
+
+        ``types``: only events of these types (None: all); a waiter that cares about a few
+        types is then not woken for every step and log line of the run.
+        """
+        sub = Subscription(run_id, types=types)
         self._subs.setdefault(run_id, set()).add(sub)
         try:
             yield sub

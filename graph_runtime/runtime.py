@@ -55,6 +55,10 @@ logger = logging.getLogger(__name__)
 #: A workflow given as a definition, a document, JSON text, a file path, or a stored id.
 WorkflowSource = WorkflowDefinition | Mapping[str, Any] | str | Path
 _SETTLED = frozenset({TaskStatus.PAUSED, TaskStatus.CRASHED})
+#: The wire values of every status a run waits or ends in (what ``wait`` returns at).
+_SETTLED_VALUES = frozenset(s.value for s in TaskStatus if s.is_terminal or s in _SETTLED)
+#: The only events that can tell a waiter its run settled.
+_STATUS_TYPES = frozenset({EventType.STATUS, EventType.END})
 
 
 class Runtime:
@@ -366,16 +370,28 @@ class Runtime:
 
     async def wait(self, run_id: str, timeout: float | None = None) -> TaskResponse:
         """Wait until the run finishes or waits; return its ``TaskResponse``."""
-        async with asyncio.timeout(timeout), self.bus.subscribe(run_id) as sub:
-            settled = await self._settled(run_id)
-            while not settled:
-                item = await sub.queue.get()
-                if item is None:  # dropped (slow reader): poll the store instead
+        return self._response(await self.settle(run_id, timeout))
+
+    async def settle(self, run_id: str, timeout: float | None = None) -> RunRecord:
+        """Wait until the run finishes or waits; return its stored record at that point.
+
+        The store is read once at the start and then only when the run's events say it may
+        have settled (a status event into a settled status, or ``end``): a run's other
+        events (steps, logs, its own start) cannot settle it, and are not even delivered.
+        """
+        waits_for = self.bus.subscribe(run_id, types=_STATUS_TYPES)
+        async with asyncio.timeout(timeout), waits_for as sub:
+            record = await self.store.get_run(run_id)
+            while not _is_settled(record.status):
+                if sub.dropped:
+                    # A dropped subscription gets no more events: poll the store instead.
                     await asyncio.sleep(0.05)
-                elif item.type not in (EventType.STATUS, EventType.END):
-                    continue  # only a status change can settle the run
-                settled = await self._settled(run_id)
-        return await self.status(run_id)
+                else:
+                    item = await sub.queue.get()
+                    if item is not None and not _may_settle(item):
+                        continue
+                record = await self.store.get_run(run_id)
+        return record
 
     async def pause(self, run_id: str) -> RunRecord:
         """Pause a running run at its next superstep boundary."""
@@ -399,7 +415,10 @@ class Runtime:
 
     async def status(self, run_id: str) -> TaskResponse:
         """The run's ``TaskResponse``, with live progress while it runs."""
-        record = await self.store.get_run(run_id)
+        return self._response(await self.store.get_run(run_id))
+
+    def _response(self, record: RunRecord) -> TaskResponse:
+        run_id = record.run_id
         response = record.to_response(message=f"run {record.status.value}")
         recorder = self.manager.active_recorder(run_id)
         if recorder is not None and not record.status.is_terminal:
@@ -422,6 +441,17 @@ class Runtime:
         """The run's log lines (``level`` is a minimum level)."""
         await self.store.get_run(run_id)
         return await self.store.logs(run_id, level=level, limit=limit, after=after)
+
+
+def _is_settled(status: TaskStatus) -> bool:
+    return status.is_terminal or status in _SETTLED
+
+
+def _may_settle(event: Event) -> bool:
+    """Whether ``event`` may mark the run settling (worth reading its record again)."""
+    if event.type is EventType.END:
+        return True
+    return event.type is EventType.STATUS and event.data.get("new") in _SETTLED_VALUES
 
 
 def _looks_like_id(value: str) -> bool:

@@ -89,8 +89,7 @@ class Background:
 
     async def _finish(self, started: Started, webhook: str | None) -> dict[str, Any]:
         run_id = started.record.run_id
-        await self.runtime.wait(run_id)
-        record = await self.runtime.get_run(run_id)
+        record = await self.runtime.settle(run_id)
         values = await self.runs.final_values(record)
         if webhook is not None:
             await self._post_webhook(webhook, record.run_id, values)

@@ -38,8 +38,12 @@ def _thread_store(runtime: Runtime) -> ThreadStore:
     return cast(ThreadStore, store)
 
 
-def get_protocol(request: Request) -> AgentProtocol:
-    """The app's ``AgentProtocol`` (made on first use, for the runtime the lifespan opened)."""
+async def get_protocol(request: Request) -> AgentProtocol:
+    """The app's ``AgentProtocol`` (made on first use, for the runtime the lifespan opened).
+
+    A coroutine: FastAPI runs a plain function dependency in its thread pool, a thread hop
+    (and a GIL hand-over) per request for a lookup of a few attributes.
+    """
     state = request.app.state
     runtime: Runtime = state.runtime
     protocol: AgentProtocol | None = getattr(state, "agent_protocol", None)

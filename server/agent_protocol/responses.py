@@ -210,8 +210,8 @@ def wait_response(
         values = await protocol.background.final_values(run_id)
         if values is not None:
             return values
-        settled = await protocol.runtime.wait(run_id)
-        return await protocol.runs.values_after(thread_id, settled.status, settled.error)
+        settled = await protocol.runtime.settle(run_id)
+        return await protocol.runs.final_values(settled)
 
     def stop_run() -> None:
         protocol.background.spawn(_stop_quietly(protocol, run_id), name=f"ap-disconnect:{run_id}")

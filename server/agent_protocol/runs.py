@@ -194,8 +194,10 @@ class Runs:
 
     async def _make_room(self, thread_id: str, strategy: str) -> None:
         # Called under the thread's lock: nothing can start on the thread meanwhile.
+        if strategy == "enqueue":
+            return  # queued behind whatever runs: no need to read the thread's runs
         active = [r for r in await self.threads.runs_of(thread_id) if r.status in ACTIVE]
-        if not active or strategy == "enqueue":
+        if not active:
             return
         if strategy == "reject":
             raise ConflictError(_BUSY)
@@ -265,19 +267,17 @@ class Runs:
         return views[offset : offset + limit]
 
     async def final_values(self, record: RunRecord) -> dict[str, Any]:
-        """The wait/join body: the thread's values (with ``__interrupt__``), or ``__error__``."""
-        return await self.values_after(record.thread_id, record.status, record.error)
+        """The wait/join body: the thread's values (with ``__interrupt__``), or ``__error__``.
 
-    async def values_after(
-        self, thread_id: str, status: TaskStatus, error: str | None
-    ) -> dict[str, Any]:
-        """As :meth:`final_values`, for a run of ``thread_id`` that settled in ``status``."""
-        if status in _FAILED:
-            return {"__error__": error_payload(status, error)}
-        thread = await self.threads.store.get_thread(thread_id)
+        The values are read with the graph of the run's workflow version, as the thread's
+        view reads them after its newest run.
+        """
+        if record.status in _FAILED:
+            return {"__error__": error_payload(record.status, record.error)}
+        thread = await self.threads.store.get_thread(record.thread_id)
         if thread is None:
             return {}
-        snapshot = await self.threads.snapshot(thread)
+        snapshot = await self.threads.snapshot(thread, runs=[record])
         if snapshot is None or snapshot.created_at is None:
             return {}
         values = public_values(snapshot.values)

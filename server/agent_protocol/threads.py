@@ -52,6 +52,8 @@ __all__ = ["ACTIVE", "Threads", "thread_not_found"]
 #: Our statuses in which a run holds its thread (the protocol's pending/running).
 ACTIVE = frozenset({TaskStatus.PENDING, TaskStatus.RUNNING, TaskStatus.STOPPING})
 _FAILED = frozenset({TaskStatus.FAILED, TaskStatus.TIMED_OUT, TaskStatus.CRASHED})
+#: Stored workflow versions kept by ``Threads.compiled``.
+_MAX_VERSIONS = 256
 _ERROR_NAME = re.compile(r"^([A-Za-z_][A-Za-z0-9_.]*): ")
 
 
@@ -68,6 +70,7 @@ class Threads:
         self.assistants = assistants
         self.store = store
         self._locks: dict[str, asyncio.Lock] = {}
+        self._versions: dict[tuple[str, int], StoredWorkflow] = {}
 
     def lock(self, thread_id: str) -> asyncio.Lock:
         """The lock that makes "look at the thread's runs, then act" atomic per thread."""
@@ -248,10 +251,18 @@ class Threads:
             if run.workflow_id == record.graph_id and run.workflow_version is not None:
                 version = run.workflow_version
                 break
-        try:
-            stored = await self.runtime.get_workflow(record.graph_id, version)
-        except WorkflowNotFound:
-            return None
+        stored = self._versions.get((record.graph_id, version)) if version is not None else None
+        if stored is None:
+            try:
+                stored = await self.runtime.get_workflow(record.graph_id, version)
+            except WorkflowNotFound:
+                return None
+            if version is not None:
+                # A stored version never changes (new content gets a new version), so a
+                # thread's state is read without a store round trip for its workflow.
+                if len(self._versions) >= _MAX_VERSIONS:
+                    self._versions.pop(next(iter(self._versions)))
+                self._versions[(record.graph_id, version)] = stored
         return self.assistants.compiled(stored, frozenset(record.input_keys))
 
     async def snapshot(

@@ -27,8 +27,11 @@ __all__ = [
 MAX_SQL_INT = 2**63 - 1
 
 
-def get_runtime(request: Request) -> Runtime:
-    """The app's ``Runtime`` (set by the lifespan)."""
+async def get_runtime(request: Request) -> Runtime:
+    """The app's ``Runtime`` (set by the lifespan).
+
+    A coroutine, so FastAPI calls it on the loop instead of in its thread pool.
+    """
     runtime: Runtime = request.app.state.runtime
     return runtime
 
