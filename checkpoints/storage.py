@@ -22,7 +22,7 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 
 from checkpoints.factory import CheckpointerKind, open_checkpointer
 from checkpoints.sqlite import SqliteRunStore, lock_database, unlock_database
-from checkpoints.sqlite_saver import FastSqliteSaver
+from checkpoints.sqlite_saver import FastSqliteSaver, Synchronous
 from graph_runtime.errors import StoreError
 
 __all__ = ["Storage", "open_runtime_storage"]
@@ -45,7 +45,11 @@ class Storage:
 
 @asynccontextmanager
 async def open_runtime_storage(
-    path: str | Path, *, checkpointer: CheckpointerKind = "sqlite", busy_timeout: float = 5.0
+    path: str | Path,
+    *,
+    checkpointer: CheckpointerKind = "sqlite",
+    busy_timeout: float = 5.0,
+    synchronous: Synchronous = "NORMAL",
 ) -> AsyncIterator[Storage]:
     """Open the run store and the checkpointer on ``path``; close both on exit.
 
@@ -60,6 +64,8 @@ async def open_runtime_storage(
             ``"langgraph-sqlite"`` (``AsyncSqliteSaver``; the store writes on its own).
         busy_timeout: seconds a write waits for another connection's lock before it is
             refused (E006).
+        synchronous: ``PRAGMA synchronous`` of the ``FastSqliteSaver`` writer: ``"NORMAL"``
+            survives a killed process, ``"FULL"`` a power loss too.
 
     Raises:
         StoreError: another process holds the database, it cannot be opened, or it
@@ -75,7 +81,7 @@ async def open_runtime_storage(
             # Lock first: a second process must fail before it writes anything to the file.
             stack.callback(unlock_database, lock_database(db))
             saver = await stack.enter_async_context(
-                FastSqliteSaver.from_path(db, busy_timeout=busy_timeout)
+                FastSqliteSaver.from_path(db, busy_timeout=busy_timeout, synchronous=synchronous)
             )
             # Entered after the saver, so closed before it: the store's queued jobs commit
             # while the saver's writer still runs.

@@ -50,6 +50,11 @@ class RuntimeConfig(BaseSettings):
     checkpointer: Literal["sqlite", "langgraph-sqlite"] = Field(
         default="sqlite", description="Checkpointer implementation."
     )
+    sqlite_synchronous: Literal["NORMAL", "FULL", "EXTRA"] = Field(
+        default="NORMAL",
+        description="PRAGMA synchronous of the database writer: NORMAL survives a killed "
+        "process (WAL), FULL a power loss too, at about twice the cost per step.",
+    )
     tools: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="Tools to register: comma-separated `module:attribute` paths of a tool, "
@@ -65,6 +70,11 @@ class RuntimeConfig(BaseSettings):
         default=False,
         description="Refuse every host that is not in http_allow_hosts (an egress allow-list).",
     )
+
+    @field_validator("sqlite_synchronous", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
 
     @field_validator("tools", "http_allow_hosts", mode="before")
     @classmethod

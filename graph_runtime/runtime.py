@@ -114,6 +114,7 @@ class Runtime:
                     self.config.db,
                     checkpointer=self.config.checkpointer,
                     busy_timeout=self.config.busy_timeout_seconds,
+                    synchronous=self.config.sqlite_synchronous,
                 )
             )
             store = storage.store
