@@ -27,10 +27,12 @@ demo: $(STAMP)
 	$(BIN)/graph-runtime run examples/routing.json --db $(DB) --input '{"ticket": "I want a refund for order 42", "customer": "Ada"}'
 	$(BIN)/graph-runtime run examples/map_loop.json --db $(DB) --input '{"items": ["apples", "pears"], "rounds": 2}'
 
-## test: create the venv, install, lint and run the whole suite
+## test: create the venv, install, lint, type-check and run the whole suite
 test: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -n 2 -q
 
 lint: $(STAMP)

@@ -51,7 +51,8 @@ class JournalKeeper:
         self._retry: asyncio.TimerHandle | None = None
         self._delay = RETRY_MIN
         self._closed = False
-        writer.set_prelude(self._prelude)
+        # Asked before every transaction: an empty journal costs a commit nothing.
+        writer.set_prelude(self._prelude, due=self._due)
 
     def keep(
         self,
@@ -100,6 +101,9 @@ class JournalKeeper:
         self.journal.close()
 
     # -- replay ------------------------------------------------------------------------------
+
+    def _due(self) -> bool:
+        return len(self.journal) > 0
 
     def _prelude(self, conn: sqlite3.Connection) -> Callable[[], None] | None:
         # On the thread that commits, inside its transaction, before its operations.

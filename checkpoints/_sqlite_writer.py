@@ -177,8 +177,10 @@ class GroupCommitWriter:
         # The thread (key) of the last commit if it held one thread's operations, else
         # _MANY: tells a lone run (commit right away) from concurrent runs (batch).
         self._last_key: object = None
-        # Runs first in every transaction (the run store's journal replay), see set_prelude.
+        # Runs first in every transaction (the run store's journal replay), see set_prelude;
+        # skipped (with its savepoint) while _prelude_due says there is nothing to do.
         self._prelude: Prelude | None = None
+        self._prelude_due: Callable[[], bool] | None = None
         self.fault: BaseException | None = None
         """The storage fault that failed the last transaction; ``None`` once one commits."""
         # Observability (and tests): batches committed and the operations they held.
@@ -191,7 +193,7 @@ class GroupCommitWriter:
             else WalCheckpointer(wal_checkpoint, interval=wal_checkpoint_interval)
         )
 
-    def set_prelude(self, prelude: Prelude | None) -> None:
+    def set_prelude(self, prelude: Prelude | None, due: Callable[[], bool] | None = None) -> None:
         """Run ``prelude(conn)`` at the start of every transaction from now on.
 
         It runs inside a savepoint: a storage fault fails the transaction (and so the
@@ -200,9 +202,20 @@ class GroupCommitWriter:
         called right after the transaction committed, before the batch's operations are
         completed. The run store uses it to replay its write-failure journal ahead of
         everything else, in the same transaction.
+
+        ``due()``, if given, is asked first (on the committing thread): while it returns
+        ``False`` the prelude and its savepoint are skipped, so a prelude that usually has
+        nothing to do costs a transaction no statements.
         """
         with self._conn_lock:
             self._prelude = prelude
+            self._prelude_due = due
+
+    def _prelude_now(self) -> Prelude | None:
+        prelude, due = self._prelude, self._prelude_due
+        if prelude is None or (due is not None and not due()):
+            return None
+        return prelude
 
     # --- submitting -------------------------------------------------------------------
 
@@ -471,8 +484,9 @@ class GroupCommitWriter:
         conn = self._conn
         committed: Callable[[], None] | None = None
         try:
-            if self._prelude is not None:
-                committed = self._run_prelude(self._prelude)
+            prelude = self._prelude_now()
+            if prelude is not None:
+                committed = self._run_prelude(prelude)
             for op in batch:
                 if op.fn is not None:
                     op.result = op.fn(conn)
@@ -522,8 +536,9 @@ class GroupCommitWriter:
         try:
             self._begin(wait=True)
             try:
-                if self._prelude is not None:
-                    committed = self._run_prelude(self._prelude)
+                prelude = self._prelude_now()
+                if prelude is not None:
+                    committed = self._run_prelude(prelude)
                 if op.fn is not None:
                     op.result = op.fn(self._conn)
                 self._conn.execute(_COMMIT_SQL)
@@ -536,6 +551,8 @@ class GroupCommitWriter:
                 self.fault = exc
         else:
             self._committed(committed)
+            self.commits += 1
+            self.operations += 1
         op.done = True
 
     def _fail(self, batch: list[_Op], exc: BaseException) -> None:

@@ -399,7 +399,7 @@ class SqliteRunStore:
             StoreError: the database failed.
         """
         if events or steps or logs:
-            await self.record_nowait(run_id, events=events, steps=steps, logs=logs)
+            await self.record_nowait(run_id, events=events, steps=steps, logs=logs, urgent=True)
 
     def record_nowait(
         self,
@@ -410,6 +410,7 @@ class SqliteRunStore:
         logs: Sequence[LogRecord] = (),
         lazy: bool = False,
         on_done: Callable[[BaseException | None], None] | None = None,
+        urgent: bool = False,
     ) -> asyncio.Future[None]:
         """Queue what :meth:`record` writes, now; the future resolves once it committed.
 
@@ -428,6 +429,9 @@ class SqliteRunStore:
             on_done: Called with ``None`` or the error as soon as the write committed or
                 failed, with the future already resolved, before anything that waits for
                 the same commit resumes (e.g. a run waiting for its checkpoint).
+            urgent: The caller waits for the commit next: when nothing of another run is
+                queued, commit at once, on the loop (the future is then done on return),
+                as the writer does for a lone run's checkpoint; else join the next batch.
 
         Raises:
             ValueError: a record belongs to another run (at once).
@@ -445,7 +449,7 @@ class SqliteRunStore:
                 [log.to_row() for log in logs],
             )
             body = partial(ops.insert_records, events=rows[0], steps=rows[1], logs=rows[2])
-            fn = ops.job(body, run_id)
+            fn = ops.record_job(body, run_id)
             if self._journal is not None:
                 settle = partial(self._settle_record, run_id, rows, settle)
             self._stats.record_calls += 1
@@ -454,7 +458,7 @@ class SqliteRunStore:
             if on_done is not None:
                 on_done(None)
             return done
-        self._submit(fn, run_id, settle, "later" if lazy else "soon")
+        self._submit(fn, run_id, settle, "later" if lazy else "now" if urgent else "soon")
         return done
 
     def _settle_record(
@@ -550,5 +554,8 @@ class SqliteRunStore:
         done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         # Queued before the first suspension, so writes keep the order of the calls. If the
         # caller is cancelled while it waits, the job stays queued and is still committed.
-        self._submit(ops.job(body, run_id), run_id, partial(setup.settle, done, None))
+        # "now": the caller waits for the commit, so when nothing of another run is queued
+        # it commits at once, on the loop, and the await below does not suspend (as for a
+        # lone run's checkpoint); otherwise it joins the next batch.
+        self._submit(ops.job(body, run_id), run_id, partial(setup.settle, done, None), "now")
         return cast(_T, await done)

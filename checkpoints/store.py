@@ -405,6 +405,7 @@ class RunStore(Protocol):
         logs: Sequence[LogRecord] = (),
         lazy: bool = False,
         on_done: Callable[[BaseException | None], None] | None = None,
+        urgent: bool = False,
     ) -> asyncio.Future[None]:
         """Queue what :meth:`record` writes before returning; the future resolves once durable.
 
@@ -412,7 +413,9 @@ class RunStore(Protocol):
         future resolves once everything queued before committed. ``lazy``: the write may
         wait a moment for other writes to share its commit. ``on_done(error)`` is called
         as soon as the write committed or failed (the future already resolved), before
-        whatever waits for the same commit resumes. Must be called on the event loop.
+        whatever waits for the same commit resumes. ``urgent``: the caller waits for the
+        commit next, so a backend may commit at once rather than wait for company (the
+        future may then be done on return). Must be called on the event loop.
         """
         ...
 

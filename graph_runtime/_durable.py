@@ -33,11 +33,13 @@ class PersistFn(Protocol):
         *,
         lazy: bool,
         on_done: Callable[[BaseException | None], None],
+        urgent: bool = False,
     ) -> asyncio.Future[None]:
         """Return a future resolved once the write is durable; ``on_done`` runs right then.
 
         Writes queued one after another commit in that order; an empty non-lazy one
-        resolves once everything queued before it is durable.
+        resolves once everything queued before it is durable. ``urgent``: the caller waits
+        for it next (the store may commit at once; the future is then done on return).
         """
         ...
 
@@ -64,6 +66,7 @@ class DurableWrites:
         logs: Sequence[LogRecord],
         *,
         lazy: bool,
+        urgent: bool = False,
     ) -> None:
         """Queue one write; its events are published once it committed.
 
@@ -72,8 +75,11 @@ class DurableWrites:
             steps: Its step records.
             logs: Its log lines.
             lazy: Ask for no commit of its own: it joins the next one.
+            urgent: :meth:`wait` follows: the store may commit it at once.
         """
-        pending = self._persist(events, steps, logs, lazy=lazy, on_done=self._on_durable)
+        pending = self._persist(
+            events, steps, logs, lazy=lazy, on_done=self._on_durable, urgent=urgent
+        )
         if pending.done() and not self._inflight:
             self._settle(pending, events)
             return
@@ -85,7 +91,7 @@ class DurableWrites:
         inflight = self._inflight
         if self._lazy_tail and inflight and not inflight[-1][0].done():
             # The newest write waits for a commit to join: ask for one now (a barrier).
-            self.queue([], (), (), lazy=False)
+            self.queue([], (), (), lazy=False, urgent=True)
         while inflight:
             pending = inflight[0][0]
             if not pending.done():

@@ -7,6 +7,7 @@ checkpoints, the core, the server) can share these types without import cycles.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from enum import StrEnum
 from typing import Any, Self
 
@@ -149,7 +150,7 @@ class TaskStepResult(BaseModel):
         return self.__pydantic_serializer__.to_python(self, mode="json")  # type: ignore[no-any-return]
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TaskStepResult:
+    def from_dict(cls, data: Mapping[str, Any]) -> TaskStepResult:
         """Build a record from ``dict()`` output (or any mapping of its fields)."""
         return cls.model_validate(data)
 

@@ -113,7 +113,7 @@ class EventRecorder:
             self.sink(event)
         return event
 
-    def submit(self, *, lazy: bool = False) -> None:
+    def submit(self, *, lazy: bool = False, urgent: bool = False) -> None:
         """Queue what was recorded since the last call with the store; do not wait.
 
         Without ``persist`` the events are published at once. Raises the error of a queued
@@ -121,6 +121,7 @@ class EventRecorder:
 
         Args:
             lazy: The write asks for no commit of its own (it joins the next one).
+            urgent: The caller waits for the write next (the store may commit it at once).
         """
         writes = self._writes
         if writes is not None:
@@ -135,7 +136,7 @@ class EventRecorder:
                     self.publish(event)
             return
         # No await from taking the records to queuing them: queue order is id order.
-        writes.queue(events, steps, logs, lazy=lazy)
+        writes.queue(events, steps, logs, lazy=lazy, urgent=urgent)
 
     async def settle(self) -> None:
         """Make the run's records safe to move on from (called by nodes and the run loop).
@@ -163,7 +164,9 @@ class EventRecorder:
             await self._flush_locked()
 
     async def _flush_locked(self) -> None:
-        self.submit()
+        # Urgent: this waits for the commit, so a run writing alone commits at once rather
+        # than a loop turn later (and then does not suspend at all).
+        self.submit(urgent=True)
         if self._writes is not None:
             await self._writes.wait()
 

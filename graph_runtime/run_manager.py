@@ -280,11 +280,18 @@ class RunManager:
             *,
             lazy: bool,
             on_done: Callable[[BaseException | None], None],
+            urgent: bool = False,
         ) -> asyncio.Future[None]:
             if steps and failpoints.ENABLED:
                 on_done = failpoints.after(on_done, "after_step_record")
             return record_nowait(
-                run_id, events=events, steps=steps, logs=logs, lazy=lazy, on_done=on_done
+                run_id,
+                events=events,
+                steps=steps,
+                logs=logs,
+                lazy=lazy,
+                on_done=on_done,
+                urgent=urgent,
             )
 
         return persist

@@ -20,7 +20,7 @@ from checkpoints import migrate as migrate_module
 from checkpoints.migrate import Migration, load_migrations, migrate
 from checkpoints.sqlite import SqliteRunStore
 from checkpoints.store import LogRecord
-from graph_runtime.errors import StoreError
+from graph_runtime.errors import RunNotFound, StoreError
 from graph_runtime.models import ErrorCode, Event, EventType, TaskStepResult
 
 EXPECTED_SCHEMA = {
@@ -338,3 +338,58 @@ async def test_group_commit_throughput(store: SqliteRunStore) -> None:
         f"(1 transaction each); {calls} concurrent {grouped:,.0f}/s in {used} transactions"
     )
     assert len(await store.steps(runs[1])) == calls // 20
+
+
+async def test_an_urgent_record_of_a_lone_run_commits_before_record_nowait_returns(
+    store: SqliteRunStore,
+) -> None:
+    await create(store, "r")
+    await store.record("r", **record_kwargs("r", 0))  # the last commit is this run's
+    done: list[BaseException | None] = []
+    pending = store.record_nowait("r", **record_kwargs("r", 1), urgent=True, on_done=done.append)
+    assert pending.done() and done == [None]  # committed on the loop, no turn of it needed
+    assert len(await store.steps("r")) == 2
+
+
+async def test_an_urgent_record_joins_the_batch_when_another_run_is_queued(
+    store: SqliteRunStore,
+) -> None:
+    for run_id in ("a", "b"):
+        await create(store, run_id)
+    other = store.record_nowait("a", **record_kwargs("a", 0))
+    before = store.stats.transactions
+    mine = store.record_nowait("b", **record_kwargs("b", 0), urgent=True)
+    assert not mine.done()  # concurrent runs share a commit instead
+    await asyncio.gather(other, mine)
+    assert store.stats.transactions - before == 1
+
+
+async def test_a_failing_record_in_a_batch_fails_alone_and_leaves_no_row(
+    store: SqliteRunStore,
+) -> None:
+    await create(store, "r")
+    good = store.record_nowait("r", **record_kwargs("r", 0))
+    # Record writes have no savepoint of their own: the ghost's failure rolls the shared
+    # batch back, and the writer runs each write again in a transaction of its own.
+    ghost = store.record_nowait("ghost", **record_kwargs("ghost", 0))
+    after = store.record_nowait("r", **record_kwargs("r", 1))
+    with pytest.raises(RunNotFound):
+        await ghost
+    await asyncio.gather(good, after)
+    assert len(await store.steps("r")) == 2
+    assert await store.events_after("ghost") == []
+    assert await store.steps("ghost") == []
+
+
+async def test_an_empty_journal_costs_a_commit_no_statement(store: SqliteRunStore) -> None:
+    await create(store, "r")
+    statements: list[str] = []
+    conn = store._own_connection
+    assert conn is not None
+    conn.set_trace_callback(statements.append)
+    try:
+        await store.record("r", **record_kwargs("r", 0))
+    finally:
+        conn.set_trace_callback(None)
+    assert not any("writer_prelude" in s or "run_store_job" in s for s in statements)
+    assert statements[0] == "BEGIN IMMEDIATE" and statements[-1] == "COMMIT"
