@@ -593,6 +593,7 @@ class _NodeRunner:
         while True:
             attempt += 1
             started = utcnow()
+            recorder.current_node = step_name  # what the run's status shows while it runs
             ctx = NodeContext(
                 node_id=self.node_id,
                 node_type=self.node_type,

@@ -533,3 +533,22 @@ async def test_only_the_runtime_channels_a_node_may_write_are_declared(tmp_path:
             assert _runtime_channels(rt, custom) == {"__output__", "__loops__", "__map__"}
         response = await rt.run(plain, {})
     assert response.status is TaskStatus.COMPLETED
+
+
+async def test_the_current_node_is_the_one_running(rt: Runtime) -> None:
+    wf = doc(
+        [
+            {"id": "start", "type": "input", "config": {}},
+            {"id": "slow", "type": "wait", "config": {"seconds": 30}},
+            {"id": "out", "type": "output", "config": {"select": {}}},
+        ],
+        [{"from": "start", "to": "slow"}, {"from": "slow", "to": "out"}],
+        id="slow",
+    )
+    record = await rt.submit(wf, {}, run_id="slow-1")
+    for _ in range(200):
+        if rt.current_node("slow-1", await rt.store.get_run("slow-1")) == "slow":
+            break
+        await asyncio.sleep(0.01)
+    assert rt.current_node(record.run_id, await rt.store.get_run("slow-1")) == "slow"
+    await rt.stop("slow-1")
