@@ -237,7 +237,7 @@ class Compiler:
             WorkflowValidationError: with every problem of the document.
         """
         extra = input_keys if definition.state_inferred else frozenset()
-        key = (definition.id, self._content_hash(definition), extra)
+        key = (definition.id, self.content_hash(definition), extra)
         hit = self._compiled.get(key)
         if hit is not None:
             return hit
@@ -250,7 +250,11 @@ class Compiler:
         self._compiled[key] = compiled
         return compiled
 
-    def _content_hash(self, definition: WorkflowDefinition) -> str:
+    def content_hash(self, definition: WorkflowDefinition) -> str:
+        """``definition.content_hash``, computed once per definition object this compiler saw.
+
+        The hash serialises the whole document; a runtime asks for it on every submit.
+        """
         known = self._hashes.get(id(definition))
         if known is not None and known[0] is definition:
             return known[1]

@@ -246,7 +246,7 @@ class Runtime:
     ) -> StoredWorkflow:
         """Validate and store a workflow; an unchanged document keeps its version."""
         definition = self.load(workflow, workflow_id=workflow_id)
-        content_hash = definition.content_hash
+        content_hash = self.compiler.content_hash(definition)
         document = self._checked.get((definition.id, content_hash))
         if document is None:
             await check_references(self, self.services, definition)
@@ -366,8 +366,7 @@ class Runtime:
         return (await self.store.get_run(run_id)).status.is_terminal
 
     async def _settled(self, run_id: str) -> bool:
-        status = (await self.store.get_run(run_id)).status
-        return status.is_terminal or status in _SETTLED
+        return _is_settled((await self.store.get_run(run_id)).status)
 
     async def wait(self, run_id: str, timeout: float | None = None) -> TaskResponse:
         """Wait until the run finishes or waits; return its ``TaskResponse``."""

@@ -467,6 +467,11 @@ async def test_custom_node_type_registered_from_python(tmp_path: Path) -> None:
 async def test_compiled_graphs_are_cached(rt: Runtime) -> None:
     first = rt.compile(LINEAR)
     assert rt.compile(dict(LINEAR)) is first
+    definition = rt.load(LINEAR)
+    assert rt.compiler.content_hash(definition) == definition.content_hash
+    assert rt.compiler.content_hash(rt.load(dict(LINEAR))) == definition.content_hash
+    changed = rt.load({**LINEAR, "name": "renamed"})
+    assert rt.compiler.content_hash(changed) == changed.content_hash != definition.content_hash
     assert "greet" in first.draw()
 
 
