@@ -31,8 +31,8 @@ from checkpoints.store import (
     RunRecord,
     RunRow,
     StoredWorkflow,
-    apply_run_changes,
     dt_to_db,
+    run_column_changes,
 )
 from checkpoints.threads import THREAD_FIELDS, ThreadRecord, ThreadRow
 from graph_runtime.errors import ConflictError, InvalidTransition, RunNotFound, StoreError
@@ -125,7 +125,7 @@ def record_job(body: Callable[[sqlite3.Connection], None], run_id: str) -> Write
 
 
 def fetch_one(
-    conn: sqlite3.Connection, statement: LiteralString, params: tuple[Any, ...]
+    conn: sqlite3.Connection, statement: LiteralString, params: tuple[Any, ...] | Mapping[str, Any]
 ) -> Row | None:
     """The first row as a dict (the shared writer connection returns plain tuples)."""
     cursor = conn.execute(statement, params)
@@ -195,25 +195,49 @@ def transition(
 ) -> RunRecord:
     """Compare-and-set the status, update ``fields``, insert the status event (and more)."""
     # Read and write in the same write transaction: nothing can change the status between
-    # the check and the update (compare-and-set).
-    current = load_run(conn, run_id)
-    if allowed is not None and current.status not in allowed:
+    # the check and the update (compare-and-set). Only the changed columns are written:
+    # the run's input and metadata are neither decoded nor encoded again.
+    row = fetch_one(conn, sql.SELECT_RUN_STATUS, (run_id,))
+    if row is None:
+        raise RunNotFound(f"no run {run_id!r}")
+    status = TaskStatus(row["status"])
+    if allowed is not None and status not in allowed:
         wanted = " or ".join(sorted(s.value for s in allowed))
-        raise InvalidTransition(
-            current.status, new, f"the run is {current.status.value}, not {wanted}"
-        )
-    check_transition(current.status, new)
-    row = apply_run_changes(current, fields, now=utcnow(), new_status=new).to_row()
-    conn.execute(sql.UPDATE_RUN, row)
+        raise InvalidTransition(status, new, f"the run is {status.value}, not {wanted}")
+    check_transition(status, new)
+    columns = run_column_changes(
+        fields, now=utcnow(), new_status=new, first_start=row["started_at"] is None
+    )
+    statement = _update_run_sql(columns, returning=True)
+    updated = fetch_one(conn, statement, {**columns, "run_id": run_id})
+    assert updated is not None  # read in this transaction
     for event_row in event_rows:
         _insert_event(conn, event_row)
-    return RunRecord.from_row(row)
+    return RunRecord.from_row(updated)
 
 
 def update_run(conn: sqlite3.Connection, run_id: str, fields: Mapping[str, Any]) -> None:
     """Change fields other than the status."""
-    current = load_run(conn, run_id)
-    conn.execute(sql.UPDATE_RUN, apply_run_changes(current, fields, now=utcnow()).to_row())
+    columns = run_column_changes(fields, now=utcnow())
+    statement = _update_run_sql(columns, returning=False)
+    if conn.execute(statement, {**columns, "run_id": run_id}).rowcount == 0:
+        raise RunNotFound(f"no run {run_id!r}")
+
+
+_UPDATE_RUN_STATEMENTS: dict[tuple[tuple[str, ...], bool], LiteralString] = {}
+
+
+def _update_run_sql(columns: Mapping[str, Any], *, returning: bool) -> LiteralString:
+    key = (tuple(sorted(columns)), returning)
+    statement = _UPDATE_RUN_STATEMENTS.get(key)
+    if statement is None:
+        # The column names come from run_column_changes, which knows every column and
+        # refuses any other name: no caller's text reaches the SQL.
+        assignments = ", ".join(f"{name} = :{name}" for name in key[0])
+        text = f"UPDATE runs SET {assignments} WHERE run_id = :run_id"
+        statement = text + (" RETURNING *" if returning else "")
+        _UPDATE_RUN_STATEMENTS[key] = statement
+    return statement
 
 
 def delete_run(conn: sqlite3.Connection, run_id: str) -> None:

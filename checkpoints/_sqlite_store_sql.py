@@ -38,13 +38,13 @@ __all__ = [
     "SELECT_LAST_STEP_SEQ",
     "SELECT_LOGS",
     "SELECT_RUN",
+    "SELECT_RUN_STATUS",
     "SELECT_STEPS",
     "SELECT_STEP_KEYS",
     "SELECT_THREAD",
     "SELECT_WORKFLOW_LATEST",
     "SELECT_WORKFLOW_VERSION",
     "SELECT_WORKFLOW_VERSIONS",
-    "UPDATE_RUN",
     "UPDATE_THREAD",
 ]
 
@@ -91,16 +91,8 @@ VALUES (:run_id, :workflow_id, :workflow_version, :thread_id, :status, :priority
   :metadata, :created_at, :updated_at, :started_at, :finished_at)
 ON CONFLICT (run_id) DO NOTHING
 """
-UPDATE_RUN: LiteralString = """
-UPDATE runs SET workflow_id = :workflow_id, workflow_version = :workflow_version,
-  thread_id = :thread_id, status = :status, priority = :priority, input = :input,
-  result = :result, error = :error, error_code = :error_code, current_node = :current_node,
-  progress = :progress, timeout_seconds = :timeout_seconds, attempts = :attempts,
-  owner = :owner, metadata = :metadata, updated_at = :updated_at, started_at = :started_at,
-  finished_at = :finished_at
-WHERE run_id = :run_id
-"""
 SELECT_RUN: LiteralString = "SELECT * FROM runs WHERE run_id = ?"
+SELECT_RUN_STATUS: LiteralString = "SELECT status, started_at FROM runs WHERE run_id = ?"
 # Variable-length status filters are bound as one JSON array and unpacked by json_each,
 # so the SQL text never changes with the arguments.
 COUNT_RUNS: LiteralString = """

@@ -11,7 +11,6 @@ backend stores the same shapes.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import datetime as dt
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -41,7 +40,6 @@ __all__ = [
     "RunStore",
     "StoreHealth",
     "StoredWorkflow",
-    "apply_run_changes",
     "canonical_level",
     "dt_from_db",
     "dt_to_db",
@@ -50,6 +48,7 @@ __all__ = [
     "json_dumps",
     "json_loads",
     "log_level_no",
+    "run_column_changes",
     "step_from_row",
     "step_to_row",
 ]
@@ -197,32 +196,62 @@ class RunRecord:
         )
 
 
-def apply_run_changes(
-    current: RunRecord,
+#: How a run field that ``transition``/``update_run`` may set becomes its ``runs`` column.
+_RUN_COLUMN_ENCODERS: dict[str, Callable[[Any], Any]] = {
+    "workflow_id": lambda v: v,
+    "workflow_version": lambda v: v,
+    "thread_id": lambda v: v,
+    "priority": lambda v: v,
+    "input": json_dumps,
+    "result": lambda v: None if v is None else json_dumps(v),
+    "error": lambda v: v,
+    "error_code": lambda v: None if v is None else ErrorCode(v).value,
+    "current_node": lambda v: v,
+    "progress": lambda v: v,
+    "timeout_seconds": lambda v: v,
+    "attempts": lambda v: v,
+    "owner": lambda v: v,
+    "metadata": json_dumps,
+    "started_at": dt_to_db,
+    "finished_at": dt_to_db,
+}
+
+
+def run_column_changes(
     fields: Mapping[str, Any],
     *,
     now: dt.datetime,
     new_status: TaskStatus | None = None,
-) -> RunRecord:
-    """The record after a ``transition`` (``new_status`` set) or an ``update_run``.
+    first_start: bool = False,
+) -> dict[str, Any]:
+    """The ``runs`` columns a ``transition`` or ``update_run`` changes, encoded as ``to_row`` does.
 
-    Sets ``updated_at``; on a transition also ``started_at`` the first time the run goes to
-    running and ``finished_at`` when it reaches a terminal status (unless ``fields`` sets
-    them). Raises ``TypeError`` for a field a caller may not set or that does not exist.
+    Always ``updated_at``; on a transition (``new_status``) also ``started_at`` the first time
+    the run goes to running (``first_start``: it has none yet) and ``finished_at`` when it
+    reaches a terminal status, unless ``fields`` sets them. A store writes only these columns:
+    the run's input and metadata are neither decoded nor encoded again.
+
+    Raises:
+        TypeError: a field a caller may not set (identity, status, the store's timestamps)
+            or that runs do not have, so a typo never passes silently.
     """
     refused = _FROZEN_RUN_FIELDS.intersection(fields)
     if refused:
         raise TypeError(f"these run fields cannot be set here: {sorted(refused)}")
-    changes: dict[str, Any] = {"updated_at": now}
+    unknown = set(fields).difference(_RUN_COLUMN_ENCODERS)
+    if unknown:
+        raise TypeError(f"runs have no fields {sorted(unknown)}")
+    stamp = dt_to_db(now)
+    columns: dict[str, Any] = {"updated_at": stamp}
     if new_status is not None:
-        changes["status"] = new_status
-        if new_status is TaskStatus.RUNNING and current.started_at is None:
-            changes["started_at"] = now
+        columns["status"] = TaskStatus(new_status).value
+        if new_status is TaskStatus.RUNNING and first_start:
+            columns["started_at"] = stamp
         if new_status.is_terminal:
-            changes["finished_at"] = now
-    changes.update(fields)
-    # dataclasses.replace raises TypeError for unknown names, so a typo never passes silently.
-    return dataclasses.replace(current, **changes)
+            columns["finished_at"] = stamp
+    for name, value in fields.items():
+        columns[name] = _RUN_COLUMN_ENCODERS[name](value)
+    return columns
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
