@@ -47,7 +47,8 @@ import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Literal
+from contextlib import AbstractAsyncContextManager
+from typing import Any, Literal, Protocol
 
 from checkpoints._sqlite_faults import is_storage_fault
 from checkpoints._sqlite_wal import WalCheckpointer
@@ -75,8 +76,34 @@ _MANY = object()
 _SQLITE_BUSY = 5
 _SQLITE_LOCKED = 6
 _BEGIN_SQL = "BEGIN IMMEDIATE"
+_BEGIN_DEFERRED_SQL = "BEGIN"
 _COMMIT_SQL = "COMMIT"
 _ROLLBACK_SQL = "ROLLBACK"
+
+
+class ConnectionGate(Protocol):
+    """Another user of the writer's connection that runs it from its own thread.
+
+    ``AsyncSqliteSaver`` drives its aiosqlite connection from a worker thread, always under
+    its ``asyncio.Lock``: while that lock is free, the connection is idle and the writer may
+    use it from the event loop. See :mod:`checkpoints._aiosqlite_shared`.
+    """
+
+    def in_use(self) -> bool:
+        """Whether the other user may be running the connection right now."""
+        ...
+
+    def hold(self) -> AbstractAsyncContextManager[Any]:
+        """Wait until the other user is done with the connection, and keep it out."""
+        ...
+
+    def enter(self, conn: sqlite3.Connection) -> None:
+        """Called before the writer runs statements (e.g. to switch the busy timeout off)."""
+        ...
+
+    def leave(self, conn: sqlite3.Connection) -> None:
+        """Called once the writer is done with the connection for now."""
+        ...
 
 
 class WriterClosedError(RuntimeError):
@@ -145,6 +172,12 @@ class GroupCommitWriter:
             ``None`` to leave checkpointing to SQLite's auto-checkpoint.
         wal_checkpoint_interval: Minimum seconds between background WAL checkpoints.
         later_delay: Longest a ``when="later"`` operation waits for a commit to join.
+        gate: Another user of ``conn`` on its own thread (loop mode only). The writer
+            then uses the connection only while the gate is free, waits for it without
+            blocking the loop, retries a busy database from the loop, and runs a
+            ``"later"`` operation at once in the connection's open transaction, which
+            the other user's next commit (reported through :meth:`take_open` and
+            :meth:`finish_open`) or the writer's own makes durable.
     """
 
     def __init__(
@@ -156,7 +189,10 @@ class GroupCommitWriter:
         wal_checkpoint: Callable[[], sqlite3.Connection] | None = None,
         wal_checkpoint_interval: float = 1.0,
         later_delay: float = LATER_DELAY,
+        gate: ConnectionGate | None = None,
     ) -> None:
+        if gate is not None and mode != "loop":
+            raise ValueError("a writer sharing its connection commits on the event loop")
         self._conn = conn
         self._mode: WriterMode = mode
         self._busy_timeout = busy_timeout
@@ -187,6 +223,12 @@ class GroupCommitWriter:
         self.commits = 0
         self.operations = 0
         self._executor: ThreadPoolExecutor | None = None
+        self._gate = gate
+        self._gate_held = False  # the writer holds the gate (in _gated_flush)
+        self._gate_waiter: asyncio.Task[None] | None = None
+        # Operations run in the connection's open transaction, not yet committed (gate).
+        self._open: list[_Op] = []
+        self._busy_since: float | None = None  # gate mode: when the database got busy
         self._wal = (
             None
             if wal_checkpoint is None
@@ -258,6 +300,8 @@ class GroupCommitWriter:
         self._enqueue(_Op(fn, key, loop, None, on_done), loop, when)
 
     def _enqueue(self, op: _Op, loop: asyncio.AbstractEventLoop, when: When) -> None:
+        if when == "later" and self._gate is not None and self._try_open(op, loop):
+            return
         key = op.key
         with self._state_lock:
             if self._closed:
@@ -280,14 +324,22 @@ class GroupCommitWriter:
                 and len(queue) <= 8
                 and all(o.key == key for o in queue)
             )
+            gate = self._gate
             queue.append(op)
             if when == "later":
-                # Queue order is commit order either way; only the moment differs. The
-                # timer is a backstop so that nothing waits long for a commit to join.
-                if loop in self._scheduled or loop in self._later:
+                if gate is not None:
+                    # Not run in the open transaction (the other user has the connection,
+                    # or something is queued ahead): commit at the next turn of the loop,
+                    # or once the other user lets go, ahead of what it is asked to do next
+                    # (a run's next save), never after it.
+                    when = "soon"
+                else:
+                    # Queue order is commit order either way; only the moment differs. The
+                    # timer is a backstop so that nothing waits long for a commit to join.
+                    if loop in self._scheduled or loop in self._later:
+                        return
+                    self._later[loop] = loop.call_later(self._later_delay, self._flush_later, loop)
                     return
-                self._later[loop] = loop.call_later(self._later_delay, self._flush_later, loop)
-                return
             if not inline:
                 if loop in self._scheduled:
                     return
@@ -300,6 +352,112 @@ class GroupCommitWriter:
             # and concurrent runs do the same; deferring the flush by one turn of the
             # ready queue lets them share a commit.
             loop.call_soon(self._flush_from_loop, loop)
+
+    # --- sharing the connection (gate) ------------------------------------------------
+
+    def _try_open(self, op: _Op, loop: asyncio.AbstractEventLoop) -> bool:
+        """Run a ``"later"`` operation now, in the open transaction; False if it cannot."""
+        gate = self._gate
+        assert gate is not None
+        # Only with nothing queued ahead of it (queue order is commit order), and only
+        # while the other user leaves the connection idle.
+        if self._closed or self._queue or self._gate_held or gate.in_use():
+            return False
+        conn = self._conn
+        with self._conn_lock:
+            gate.enter(conn)
+            try:
+                if not conn.in_transaction:
+                    conn.execute(_BEGIN_DEFERRED_SQL)
+                if op.fn is not None:
+                    op.result = op.fn(conn)
+            except Exception:
+                # Busy, or the operation failed: everything run in the open transaction
+                # goes back in front of the queue, and a flush of its own sorts it out
+                # (each operation alone if need be).
+                self._rollback()
+                op.result = None
+                with self._state_lock:
+                    self._queue.extendleft(reversed(self._open))
+                    self._open = []
+                return False
+            finally:
+                gate.leave(conn)
+            self._open.append(op)
+        with self._state_lock:
+            if loop not in self._later and loop not in self._scheduled:
+                # The backstop: if no commit comes along, commit alone after a while.
+                self._later[loop] = loop.call_later(self._later_delay, self._flush_later, loop)
+        return True
+
+    def take_open(self) -> list[_Op]:
+        """The operations in the open transaction, which the gate's user commits now.
+
+        Called by the other user of the connection (holding the gate) just before it
+        commits; it hands the list back to :meth:`finish_open` with the outcome.
+        """
+        with self._conn_lock:
+            taken, self._open = self._open, []
+        if taken:
+            with self._state_lock:
+                # Their backstop timer has nothing left to commit (unless more is queued).
+                if not self._queue:
+                    for timer in self._later.values():
+                        timer.cancel()
+                    self._later.clear()
+        return taken
+
+    def finish_open(self, ops: list[_Op], error: BaseException | None) -> None:
+        """Complete operations :meth:`take_open` handed out, once their commit ended."""
+        if not ops:
+            return
+        if error is None:
+            self._committed(None)
+            self.commits += 1
+            self.operations += len(ops)
+            keys = {op.key for op in ops if op.key is not None}
+            if keys:
+                self._last_key = keys.pop() if len(keys) == 1 else _MANY
+        else:
+            self._fail(ops, error)
+        for op in ops:
+            op.done = True
+        self._complete(ops, _running_loop())
+
+    def _wait_for_gate(self, loop: asyncio.AbstractEventLoop) -> None:
+        waiter = self._gate_waiter
+        if waiter is None or waiter.done():
+            self._gate_waiter = loop.create_task(self._gated_flush(loop))
+
+    async def _gated_flush(self, loop: asyncio.AbstractEventLoop) -> None:
+        gate = self._gate
+        assert gate is not None
+        # asyncio.Lock is first come, first served: this flush goes ahead of whatever the
+        # other user is asked to do after this point (a run's next checkpoint).
+        async with gate.hold():
+            self._gate_held = True
+            try:
+                self._flush_now(loop)
+            finally:
+                self._gate_held = False
+
+    def _retry_busy(self, loop: asyncio.AbstractEventLoop, batch: list[_Op]) -> list[_Op]:
+        """Gate mode, write lock taken by another process: retry from the loop, later.
+
+        Returns the operations to complete now: none while retrying, the batch (failed)
+        once the busy timeout is over.
+        """
+        now = time.monotonic()
+        if self._busy_since is None:
+            self._busy_since = now
+        waited = now - self._busy_since
+        if waited >= self._busy_timeout:
+            self._busy_since = None
+            self._fail(batch, sqlite3.OperationalError("database is locked"))
+            return batch
+        self._queue.extendleft(reversed(batch))
+        loop.call_later(min(0.0005 * 2 ** min(waited * 100, 7), 0.05), self._flush_from_loop, loop)
+        return []
 
     def run_sync(self, fn: WriteFn | None) -> object:
         """Run ``fn`` in a committed transaction from any thread and return its result.
@@ -360,7 +518,8 @@ class GroupCommitWriter:
     def _drain(self) -> list[_Op]:
         # Caller holds _conn_lock. popleft is atomic, appends may race harmlessly: an
         # operation appended after this loop waits for the next flush.
-        batch: list[_Op] = []
+        batch: list[_Op] = self._open
+        self._open = []
         queue = self._queue
         while queue:
             batch.append(queue.popleft())
@@ -376,7 +535,7 @@ class GroupCommitWriter:
     def _flush_from_loop(self, loop: asyncio.AbstractEventLoop) -> None:
         with self._state_lock:
             self._scheduled.discard(loop)
-            if self._thread_active or not self._queue:
+            if self._thread_active or not (self._queue or self._open):
                 # The writer thread picks the queue up when it finishes; or an inline
                 # commit already took everything.
                 return
@@ -389,6 +548,12 @@ class GroupCommitWriter:
             self._flush_now(loop)
 
     def _flush_now(self, loop: asyncio.AbstractEventLoop) -> None:
+        gate = self._gate
+        if gate is not None:
+            if not self._gate_held and gate.in_use():
+                self._wait_for_gate(loop)
+                return
+            gate.enter(self._conn)
         batch: list[_Op] = []
         try:
             with self._conn_lock:
@@ -403,6 +568,11 @@ class GroupCommitWriter:
                 if timer is not None:
                     timer.cancel()
                 if not self._execute_locked(batch, wait=False):
+                    if gate is not None:
+                        # The loop must not wait, and no other thread may use the
+                        # connection: try again from the loop in a moment.
+                        batch = self._retry_busy(loop, batch)
+                        return
                     # Another connection holds the write lock. Put the batch back in
                     # front (only flushers, all under _conn_lock, take from the queue,
                     # so nothing overtook it) and let the writer thread wait for the
@@ -414,7 +584,10 @@ class GroupCommitWriter:
                         self._thread_active = True
                     if start:
                         self._start_thread()
+                self._busy_since = None
         finally:
+            if gate is not None:
+                gate.leave(self._conn)
             # Even if a BaseException escapes: every drained operation was marked done
             # with its outcome, and its waiter must hear about it.
             self._complete(batch, loop)
@@ -447,6 +620,10 @@ class GroupCommitWriter:
             raise
 
     def _begin(self, *, wait: bool) -> bool:
+        if self._conn.in_transaction:
+            # Gate mode: operations already run in the open transaction (see _try_open),
+            # which holds the write lock if they wrote anything.
+            return True
         delay = 0.0005
         deadline: float | None = None
         while True:

@@ -11,10 +11,9 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, Literal
 
-import aiosqlite
 from langgraph.checkpoint.base import BaseCheckpointSaver
-from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
+from checkpoints._aiosqlite_shared import open_async_sqlite_saver
 from checkpoints.sqlite_saver import FastSqliteSaver
 
 __all__ = ["CheckpointerKind", "open_checkpointer"]
@@ -39,14 +38,5 @@ async def open_checkpointer(
         async with FastSqliteSaver.from_path(db) as fast:
             yield fast
         return
-    conn = await aiosqlite.connect(str(db))
-    try:
-        # WAL lets readers run beside the writer; busy_timeout absorbs short lock waits.
-        await conn.execute("PRAGMA journal_mode=WAL")
-        await conn.execute("PRAGMA busy_timeout=5000")
-        await conn.execute("PRAGMA synchronous=NORMAL")
-        saver = AsyncSqliteSaver(conn)
-        await saver.setup()
+    async with open_async_sqlite_saver(db) as (saver, _conn):
         yield saver
-    finally:
-        await conn.close()

@@ -7,11 +7,15 @@ and the next checkpoint, and the writer commits in queue order, so they land in 
 transaction as that checkpoint (or an earlier one): a checkpoint is never durable without
 the step records of the superstep it moves past. No second connection competes for
 the write lock, and nothing hops to a thread. With ``"langgraph-sqlite"``
-(``AsyncSqliteSaver``, its own aiosqlite connection) the store keeps a writer of its own.
+(``AsyncSqliteSaver``) the store's writer uses the saver's own connection from the event
+loop while the saver leaves it idle, and a step record joins the open transaction that the
+saver's next commit (the task's writes) closes: again one connection, and a checkpoint
+never durable without its superstep's records (see :mod:`checkpoints._aiosqlite_shared`).
 """
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -20,7 +24,8 @@ from typing import Any
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
 
-from checkpoints.factory import CheckpointerKind, open_checkpointer
+from checkpoints._aiosqlite_shared import open_async_sqlite_saver, writer_for
+from checkpoints.factory import CheckpointerKind
 from checkpoints.sqlite import SqliteRunStore, lock_database, unlock_database
 from checkpoints.sqlite_saver import FastSqliteSaver, Synchronous
 from graph_runtime.errors import StoreError
@@ -93,11 +98,25 @@ async def open_runtime_storage(
             await _replay_journal(store)
             yield Storage(store, saver)
             return
+        # AsyncSqliteSaver: the store shares the saver's connection (see
+        # checkpoints._aiosqlite_shared), so step records commit with the task's writes.
+        try:
+            db.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create the folder of {db}: {exc}") from exc
+        stack.callback(unlock_database, lock_database(db))
+        try:
+            saver_and_conn = await stack.enter_async_context(open_async_sqlite_saver(db))
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open the checkpointer on {db}: {exc}") from exc
+        other, raw = saver_and_conn
+        writer = writer_for(other, raw, busy_timeout=busy_timeout)
+        # Closed after the store (which commits its queued jobs first), before the saver.
+        stack.callback(writer.close)
         store = await stack.enter_async_context(
-            SqliteRunStore.open(db, busy_timeout_ms=_ms(busy_timeout))
+            SqliteRunStore.open(db, lock=False, writer=writer, busy_timeout_ms=_ms(busy_timeout))
         )
         await _replay_journal(store)
-        other = await stack.enter_async_context(open_checkpointer(db, kind=checkpointer))
         yield Storage(store, other)
 
 

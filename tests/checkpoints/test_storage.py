@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import sqlite3
 import sys
 from pathlib import Path
 from typing import Any
@@ -181,23 +180,6 @@ async def test_the_runtime_storage_refuses_a_second_process(tmp_path: Path) -> N
         await holder.wait()
     async with Runtime(db) as rt:  # the kernel dropped the dead holder's lock
         assert (await rt.run(LINEAR, {})).status is TaskStatus.COMPLETED
-
-
-async def test_with_langgraph_sqlite_saver_the_store_writes_on_its_own(tmp_path: Path) -> None:
-    db = tmp_path / "runs.db"
-    async with Runtime(db, checkpointer="langgraph-sqlite") as rt:
-        store = rt.store
-        assert isinstance(store, SqliteRunStore) and not store.shares_writer
-        assert not rt.manager.shared_commits
-        events = [e async for e in rt.stream(LINEAR, {}, run_id="r")]
-        steps = await rt.steps("r")
-    assert events[-1].type is EventType.END and events[-1].data["result"] == {"count": STEPS}
-    assert [e.id for e in events] == list(range(1, len(events) + 1))
-    assert [s.step for s in steps] == [f"n{i}" for i in range(STEPS)]
-    with sqlite3.connect(db) as conn:  # LangGraph's own tables, beside ours
-        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
-    conn.close()
-    assert {"checkpoints", "writes", "runs", "steps", "events"} <= tables
 
 
 async def test_the_end_event_is_stored_with_the_final_status(tmp_path: Path) -> None:
