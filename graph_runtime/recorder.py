@@ -95,6 +95,8 @@ class EventRecorder:
         self.current_node: str | None = None
         self.output: Any = None
         self.has_output = False
+        self.values: dict[str, Any] | None = None
+        """The graph's state after its last superstep (``values`` chunks), if streamed."""
         self.interrupts: list[dict[str, Any]] = []
         self.interrupted = False
         """An ``__interrupt__`` update was seen: the graph stopped at an interrupt or breakpoint."""
@@ -331,6 +333,9 @@ class EventRecorder:
         """Turn one ``astream(..., subgraphs=True)`` chunk into events."""
         if mode == "updates":
             self._on_updates(namespace, chunk)
+        elif mode == "values":
+            if not namespace and isinstance(chunk, dict):
+                self.values = chunk
         elif mode == "custom":
             self._custom_event(namespace, chunk)
         elif mode == "messages":

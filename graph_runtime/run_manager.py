@@ -747,7 +747,12 @@ class RunManager:
         waiting = recorder.interrupted
         result = recorder.output
         if not recorder.has_output and not waiting:
-            waiting, result = await self._final_state(compiled, config)
+            if recorder.values is not None:
+                # The state after the last superstep, as the last checkpoint holds it.
+                keys = compiled.state_keys
+                result = {k: v for k, v in recorder.values.items() if k in keys}
+            else:
+                waiting, result = await self._final_state(compiled, config)
         if waiting:
             await self._end(
                 recorder, TaskStatus.RUNNING, TaskStatus.PAUSED, "waiting at an interrupt"
