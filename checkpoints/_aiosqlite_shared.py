@@ -6,10 +6,11 @@ connection of its own on the same file, would pay a commit per step record, and 
 connection would find its page cache stale after every write of the other. Instead the
 store's :class:`~checkpoints._sqlite_writer.GroupCommitWriter` uses the saver's
 ``sqlite3`` connection directly from the event loop, while the saver's lock is free (the
-connection is then idle), and a step record queued by a node runs at once in the
-connection's open transaction: the saver's next commit (the task's writes) makes it
-durable with them, as ``FastSqliteSaver``'s shared writer does. Nothing here changes what
-the saver stores or how.
+connection is then idle); and each commit of the saver runs what the writer has queued
+(a node's step record, queued before LangGraph saves the task's writes) in the same
+transaction, on the saver's worker thread: the record is durable with the task's writes,
+as with ``FastSqliteSaver``'s shared writer, and costs the event loop no statement.
+Nothing here changes what the saver stores or how.
 """
 
 from __future__ import annotations
@@ -17,13 +18,14 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import aiosqlite
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
-from checkpoints._sqlite_writer import GroupCommitWriter
+from checkpoints._sqlite_writer import GroupCommitWriter, run_taken
 
 __all__ = ["SaverGate", "SharedConnection", "open_async_sqlite_saver", "writer_for"]
 
@@ -32,26 +34,36 @@ BUSY_TIMEOUT_MS = 5000
 
 
 class SharedConnection(aiosqlite.Connection):
-    """An aiosqlite connection that tells the run store's writer about its commits.
+    """An aiosqlite connection whose commits take the run store's queued writes along.
 
-    Rows the writer ran in the open transaction are durable once a commit returns: the
-    writer hears of it (``take_open`` before, ``finish_open`` after) before the saver's
-    caller resumes.
+    The saver commits under its lock, after its own statements: what the store's writer
+    has queued by then (a node's step record, queued before LangGraph saves the task's
+    writes) runs in the same transaction, on the worker thread, and is durable with it.
+    The writer hears of the outcome before the saver's caller resumes.
     """
 
     writer: GroupCommitWriter | None = None
 
     async def commit(self) -> None:
         writer = self.writer
-        taken = writer.take_open() if writer is not None else []
-        try:
+        taken = writer.take_queued() if writer is not None else []
+        if not taken:
             await super().commit()
+            return
+        try:
+            # As aiosqlite's own commit does: one call on its worker thread.
+            await self._execute(partial(_run_and_commit, self._conn, taken))  # type: ignore[no-untyped-call]
         except BaseException as exc:
-            if writer is not None:
-                writer.finish_open(taken, exc)
+            assert writer is not None
+            writer.finish_taken(taken, exc)
             raise
-        if writer is not None:
-            writer.finish_open(taken, None)
+        assert writer is not None
+        writer.finish_taken(taken, None)
+
+
+def _run_and_commit(conn: sqlite3.Connection, taken: list[Any]) -> None:
+    run_taken(conn, taken)
+    conn.commit()
 
 
 class SaverGate:

@@ -76,7 +76,6 @@ _MANY = object()
 _SQLITE_BUSY = 5
 _SQLITE_LOCKED = 6
 _BEGIN_SQL = "BEGIN IMMEDIATE"
-_BEGIN_DEFERRED_SQL = "BEGIN"
 _COMMIT_SQL = "COMMIT"
 _ROLLBACK_SQL = "ROLLBACK"
 
@@ -174,10 +173,10 @@ class GroupCommitWriter:
         later_delay: Longest a ``when="later"`` operation waits for a commit to join.
         gate: Another user of ``conn`` on its own thread (loop mode only). The writer
             then uses the connection only while the gate is free, waits for it without
-            blocking the loop, retries a busy database from the loop, and runs a
-            ``"later"`` operation at once in the connection's open transaction, which
-            the other user's next commit (reported through :meth:`take_open` and
-            :meth:`finish_open`) or the writer's own makes durable.
+            blocking the loop, and retries a busy database from the loop; and the other
+            user's commits take what is queued along (:meth:`take_queued`,
+            :func:`run_taken`, :meth:`finish_taken`): a ``"later"`` operation (a step
+            record) commits with the next write of the other user (the task's writes).
     """
 
     def __init__(
@@ -226,8 +225,6 @@ class GroupCommitWriter:
         self._gate = gate
         self._gate_held = False  # the writer holds the gate (in _gated_flush)
         self._gate_waiter: asyncio.Task[None] | None = None
-        # Operations run in the connection's open transaction, not yet committed (gate).
-        self._open: list[_Op] = []
         self._busy_since: float | None = None  # gate mode: when the database got busy
         self._wal = (
             None
@@ -300,8 +297,6 @@ class GroupCommitWriter:
         self._enqueue(_Op(fn, key, loop, None, on_done), loop, when)
 
     def _enqueue(self, op: _Op, loop: asyncio.AbstractEventLoop, when: When) -> None:
-        if when == "later" and self._gate is not None and self._try_open(op, loop):
-            return
         key = op.key
         with self._state_lock:
             if self._closed:
@@ -324,22 +319,15 @@ class GroupCommitWriter:
                 and len(queue) <= 8
                 and all(o.key == key for o in queue)
             )
-            gate = self._gate
             queue.append(op)
             if when == "later":
-                if gate is not None:
-                    # Not run in the open transaction (the other user has the connection,
-                    # or something is queued ahead): commit at the next turn of the loop,
-                    # or once the other user lets go, ahead of what it is asked to do next
-                    # (a run's next save), never after it.
-                    when = "soon"
-                else:
-                    # Queue order is commit order either way; only the moment differs. The
-                    # timer is a backstop so that nothing waits long for a commit to join.
-                    if loop in self._scheduled or loop in self._later:
-                        return
-                    self._later[loop] = loop.call_later(self._later_delay, self._flush_later, loop)
+                # Queue order is commit order either way; only the moment differs. The
+                # timer is a backstop so that nothing waits long for a commit to join.
+                # (With a gate, the other user's next commit takes the queue along.)
+                if loop in self._scheduled or loop in self._later:
                     return
+                self._later[loop] = loop.call_later(self._later_delay, self._flush_later, loop)
+                return
             if not inline:
                 if loop in self._scheduled:
                     return
@@ -355,74 +343,55 @@ class GroupCommitWriter:
 
     # --- sharing the connection (gate) ------------------------------------------------
 
-    def _try_open(self, op: _Op, loop: asyncio.AbstractEventLoop) -> bool:
-        """Run a ``"later"`` operation now, in the open transaction; False if it cannot."""
-        gate = self._gate
-        assert gate is not None
-        # Only with nothing queued ahead of it (queue order is commit order), and only
-        # while the other user leaves the connection idle.
-        if self._closed or self._queue or self._gate_held or gate.in_use():
-            return False
-        conn = self._conn
-        with self._conn_lock:
-            gate.enter(conn)
-            try:
-                if not conn.in_transaction:
-                    conn.execute(_BEGIN_DEFERRED_SQL)
-                if op.fn is not None:
-                    op.result = op.fn(conn)
-            except Exception:
-                # Busy, or the operation failed: everything run in the open transaction
-                # goes back in front of the queue, and a flush of its own sorts it out
-                # (each operation alone if need be).
-                self._rollback()
-                op.result = None
-                with self._state_lock:
-                    self._queue.extendleft(reversed(self._open))
-                    self._open = []
-                return False
-            finally:
-                gate.leave(conn)
-            self._open.append(op)
-        with self._state_lock:
-            if loop not in self._later and loop not in self._scheduled:
-                # The backstop: if no commit comes along, commit alone after a while.
-                self._later[loop] = loop.call_later(self._later_delay, self._flush_later, loop)
-        return True
+    def take_queued(self) -> list[_Op]:
+        """Everything queued, for the gate's user to run and commit in its transaction.
 
-    def take_open(self) -> list[_Op]:
-        """The operations in the open transaction, which the gate's user commits now.
-
-        Called by the other user of the connection (holding the gate) just before it
-        commits; it hands the list back to :meth:`finish_open` with the outcome.
+        Called by the other user of the connection, holding the gate, just before it
+        commits; it runs them with :func:`run_taken` in the same transaction, then hands
+        them back to :meth:`finish_taken` with the commit's outcome. Nothing is taken
+        while a prelude is due: the writer's own flush runs it first.
         """
         with self._conn_lock:
-            taken, self._open = self._open, []
-        if taken:
-            with self._state_lock:
-                # Their backstop timer has nothing left to commit (unless more is queued).
-                if not self._queue:
-                    for timer in self._later.values():
-                        timer.cancel()
-                    self._later.clear()
+            if not self._queue or self._prelude_now() is not None:
+                return []
+            taken = self._drain()
+        with self._state_lock:
+            if not self._queue:
+                # Their backstop timer has nothing left to commit.
+                for timer in self._later.values():
+                    timer.cancel()
+                self._later.clear()
         return taken
 
-    def finish_open(self, ops: list[_Op], error: BaseException | None) -> None:
-        """Complete operations :meth:`take_open` handed out, once their commit ended."""
+    def finish_taken(self, ops: list[_Op], error: BaseException | None) -> None:
+        """Complete operations :meth:`take_queued` handed out, once their commit ended.
+
+        Operations :func:`run_taken` had to take back (one of them failed) go to the
+        front of the queue, and a flush of the writer's own sorts them out.
+        """
         if not ops:
             return
+        loop = _running_loop()
         if error is None:
-            self._committed(None)
-            self.commits += 1
-            self.operations += len(ops)
-            keys = {op.key for op in ops if op.key is not None}
-            if keys:
-                self._last_key = keys.pop() if len(keys) == 1 else _MANY
-        else:
-            self._fail(ops, error)
+            again = [op for op in ops if not op.done]
+            committed = [op for op in ops if op.done]
+            if committed:
+                self._committed(None)
+                self.commits += 1
+                self.operations += len(committed)
+                keys = {op.key for op in committed if op.key is not None}
+                if keys:
+                    self._last_key = keys.pop() if len(keys) == 1 else _MANY
+            self._complete(committed, loop)
+            if again and loop is not None:
+                with self._state_lock:
+                    self._queue.extendleft(reversed(again))
+                loop.call_soon(self._flush_from_loop, loop)
+            return
+        self._fail(ops, error)
         for op in ops:
             op.done = True
-        self._complete(ops, _running_loop())
+        self._complete(ops, loop)
 
     def _wait_for_gate(self, loop: asyncio.AbstractEventLoop) -> None:
         waiter = self._gate_waiter
@@ -518,8 +487,7 @@ class GroupCommitWriter:
     def _drain(self) -> list[_Op]:
         # Caller holds _conn_lock. popleft is atomic, appends may race harmlessly: an
         # operation appended after this loop waits for the next flush.
-        batch: list[_Op] = self._open
-        self._open = []
+        batch: list[_Op] = []
         queue = self._queue
         while queue:
             batch.append(queue.popleft())
@@ -535,7 +503,7 @@ class GroupCommitWriter:
     def _flush_from_loop(self, loop: asyncio.AbstractEventLoop) -> None:
         with self._state_lock:
             self._scheduled.discard(loop)
-            if self._thread_active or not (self._queue or self._open):
+            if self._thread_active or not self._queue:
                 # The writer thread picks the queue up when it finishes; or an inline
                 # commit already took everything.
                 return
@@ -550,6 +518,8 @@ class GroupCommitWriter:
     def _flush_now(self, loop: asyncio.AbstractEventLoop) -> None:
         gate = self._gate
         if gate is not None:
+            if not self._queue:
+                return  # the gate's user took it all along into its commit
             if not self._gate_held and gate.in_use():
                 self._wait_for_gate(loop)
                 return
@@ -620,10 +590,6 @@ class GroupCommitWriter:
             raise
 
     def _begin(self, *, wait: bool) -> bool:
-        if self._conn.in_transaction:
-            # Gate mode: operations already run in the open transaction (see _try_open),
-            # which holds the write lock if they wrote anything.
-            return True
         delay = 0.0005
         deadline: float | None = None
         while True:
@@ -788,6 +754,36 @@ class GroupCommitWriter:
             self._executor.shutdown(wait=True)
         if self._wal is not None:
             self._wal.close()
+
+
+def run_taken(conn: sqlite3.Connection, ops: list[_Op]) -> None:
+    """Run what :meth:`GroupCommitWriter.take_queued` handed out, in ``conn``'s transaction.
+
+    Called on the thread about to commit that transaction. The operations run in a
+    savepoint: if one fails, the rows of all of them are rolled back, the other user's
+    rows stay, and none is marked done (:meth:`GroupCommitWriter.finish_taken` queues them
+    again, for the writer to commit each alone, after the other user's rows: the one case
+    where a step record lands after the task's writes). A storage fault is the other
+    user's too: it propagates.
+    """
+    if not ops:
+        return
+    conn.execute("SAVEPOINT graph_runtime_taken")
+    try:
+        for op in ops:
+            if op.fn is not None:
+                op.result = op.fn(conn)
+    except Exception as exc:
+        if is_storage_fault(exc) or not conn.in_transaction:
+            raise
+        conn.execute("ROLLBACK TO graph_runtime_taken")
+        conn.execute("RELEASE graph_runtime_taken")
+        for op in ops:
+            op.result = None
+        return
+    conn.execute("RELEASE graph_runtime_taken")
+    for op in ops:
+        op.done = True
 
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:

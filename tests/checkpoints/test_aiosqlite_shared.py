@@ -113,7 +113,7 @@ async def test_a_lazy_record_joins_the_savers_commit_or_the_backstop(tmp_path: P
         done: list[BaseException | None] = []
         lazy = store.record_nowait("r", steps=[step("a")], lazy=True, on_done=done.append)
         await asyncio.sleep(0.01)
-        # Written in the open transaction, not committed: no other connection sees it.
+        # Queued for the saver's next commit: no other connection sees it yet.
         assert not lazy.done() and done == [] and committed_steps(db) == []
         await saver.aput(CONFIG, empty_checkpoint(), {}, {})
         # The saver's commit made it durable, and said so before aput returned.
@@ -124,7 +124,7 @@ async def test_a_lazy_record_joins_the_savers_commit_or_the_backstop(tmp_path: P
         assert committed_steps(db) == ["a", "b"]
 
 
-async def test_a_failing_record_in_the_open_transaction_fails_alone(tmp_path: Path) -> None:
+async def test_a_failing_record_in_the_savers_commit_fails_alone(tmp_path: Path) -> None:
     async with open_runtime_storage(tmp_path / "runs.db", checkpointer="langgraph-sqlite") as st:
         store, saver = st.store, st.checkpointer
         await create(store, "r")
