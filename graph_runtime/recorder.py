@@ -32,7 +32,7 @@ from langchain_core.messages import AIMessage
 from checkpoints.store import LogRecord
 from graph_runtime import failpoints
 from graph_runtime._durable import DurableWrites, EventSink, PersistFn
-from graph_runtime._records import new_event, new_step
+from graph_runtime._records import new_event, new_step, step_view
 from graph_runtime.expressions import to_view
 from graph_runtime.models import ErrorCode, Event, EventType, TaskStatus, TaskStepResult, utcnow
 from graph_runtime.state_machine import check_transition
@@ -324,7 +324,7 @@ class EventRecorder:
             self.steps.append(record)
         if self.persist is not None:
             self._out_steps.append(record)
-        self.emit(EventType.STEP, record.dict())
+        self.emit(EventType.STEP, step_view(record))
         return record
 
     # -- LangGraph stream chunks ----------------------------------------------------------------

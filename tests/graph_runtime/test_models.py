@@ -6,7 +6,7 @@ import pydantic
 import pytest
 
 import graph_runtime
-from graph_runtime._records import new_event, new_step
+from graph_runtime._records import new_event, new_step, step_view
 from graph_runtime.errors import (
     GraphRuntimeError,
     InvalidTransition,
@@ -230,6 +230,33 @@ def test_a_value_validation_would_coerce_is_coerced() -> None:
     record = new_step(**_step_fields(duration_ms=2, status="completed"))  # type: ignore[arg-type]
     assert record.duration_ms == 2.0 and type(record.duration_ms) is float
     assert record.status is TaskStatus.COMPLETED and record.completed
+
+
+@pytest.mark.parametrize(
+    "over",
+    [
+        {},
+        {"result": None},
+        {"result": {"a": [1, 2.5, "x", None, True, {"b": []}]}},
+        {"result": {"when": dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)}},  # serialized
+        {"result": {"pair": (1, 2)}},  # a tuple: the serializer makes it a list
+        {"result": {"n": float("nan")}},
+        {"result": {1: "int key"}},
+        {"started_at": dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)},  # no microseconds
+        {"started_at": dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.timezone(dt.timedelta(hours=2)))},
+        {
+            "status": TaskStatus.FAILED,
+            "error_code": ErrorCode.EXECUTION_ERROR,
+            "error_message": "x",
+        },
+    ],
+)
+def test_step_view_is_the_records_dict(over: dict[str, object]) -> None:
+    record = new_step(**_step_fields(**over))  # type: ignore[arg-type]
+    view = step_view(record)
+    assert view == record.dict() and list(view) == list(record.dict())
+    if isinstance(record.result, dict):
+        assert view["result"] is not record.result  # a copy, as the serializer makes
 
 
 def test_unvalidated_events_equal_validated_ones() -> None:
