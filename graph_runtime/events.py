@@ -13,11 +13,15 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 from graph_runtime import failpoints
 from graph_runtime.models import Event, EventType
 
 __all__ = ["EventBus", "Subscription"]
+
+_TICK: Any = object()
+"""Put in a subscriber's queue by ``replay_then_live``'s heartbeat timer."""
 
 logger = logging.getLogger(__name__)
 
@@ -114,6 +118,34 @@ class EventBus:
                     sub.queue.put_nowait(None)
 
 
+class _Heartbeat:
+    """Puts ``_TICK`` in a queue once nothing was delivered from it for ``every`` seconds.
+
+    One timer, moved along only when it fires: arming one per event (``asyncio.timeout``
+    around each ``get``) cost more than the rest of a delivery.
+    """
+
+    def __init__(self, queue: asyncio.Queue[Any], every: float) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._queue = queue
+        self._every = every
+        self._quiet_since = self._loop.time()
+        self._timer = self._loop.call_at(self._quiet_since + every, self._fire)
+
+    def delivered(self) -> None:
+        self._quiet_since = self._loop.time()
+
+    def close(self) -> None:
+        self._timer.cancel()
+
+    def _fire(self) -> None:
+        now = self._loop.time()
+        if now >= self._quiet_since + self._every:
+            self._queue.put_nowait(_TICK)
+            self._quiet_since = now
+        self._timer = self._loop.call_at(self._quiet_since + self._every, self._fire)
+
+
 async def replay_then_live(
     bus: EventBus,
     run_id: str,
@@ -143,32 +175,32 @@ async def replay_then_live(
                     return
         if await is_finished():
             return
-        while True:
-            queue = sub.queue
-            if not queue.empty():
-                item = queue.get_nowait()  # a burst: no timer to arm
-            else:
-                try:
-                    # asyncio.timeout, not wait_for: no task per event, so the subscriber
-                    # runs one loop turn after the publish (a pause it asks for lands before
-                    # the run's next superstep starts).
-                    async with asyncio.timeout(heartbeat):
-                        item = await queue.get()
-                except TimeoutError:
+        queue = sub.queue
+        beat = _Heartbeat(queue, heartbeat)
+        try:
+            while True:
+                # A burst is taken without suspending; otherwise the subscriber runs one
+                # loop turn after the publish (a pause it asks for lands before the run's
+                # next superstep starts).
+                item = queue.get_nowait() if not queue.empty() else await queue.get()
+                if item is _TICK:
                     yield None
                     continue
-            if item is None:
-                return
-            if item.id <= last:
-                continue
-            if item.id > last + 1:
-                # Missed some (published before we subscribed but after the read): fetch them.
-                for ev in await load(run_id, last):
-                    if ev.id >= item.id:
-                        break
-                    last = ev.id
-                    yield ev
-            last = item.id
-            yield item
-            if item.type is EventType.END and await is_finished():
-                return
+                beat.delivered()
+                if item is None:
+                    return
+                if item.id <= last:
+                    continue
+                if item.id > last + 1:
+                    # Missed some (published before we subscribed but after the read): fetch them.
+                    for ev in await load(run_id, last):
+                        if ev.id >= item.id:
+                            break
+                        last = ev.id
+                        yield ev
+                last = item.id
+                yield item
+                if item.type is EventType.END and await is_finished():
+                    return
+        finally:
+            beat.close()

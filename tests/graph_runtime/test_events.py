@@ -1,8 +1,10 @@
-"""EventBus: per-run fan-out, dropping a subscriber that falls behind, observers of every run."""
+"""EventBus: per-run fan-out, dropping a laggard, observers of every run; replay then live."""
 
 from __future__ import annotations
 
-from graph_runtime.events import EventBus
+import asyncio
+
+from graph_runtime.events import EventBus, replay_then_live
 from graph_runtime.models import Event, EventType
 
 
@@ -39,3 +41,36 @@ async def test_observers_see_every_run_until_detached_and_a_failing_one_is_ignor
     detach()
     bus.publish(event("a", 2))
     assert seen == [("a", 1), ("b", 1)]
+
+
+async def test_replay_then_live_ticks_only_after_a_quiet_heartbeat() -> None:
+    bus = EventBus()
+    stored = [event("a", 1)]
+
+    async def load(run_id: str, after: int) -> list[Event]:
+        return [e for e in stored if e.id > after]
+
+    async def not_finished() -> bool:
+        return False
+
+    stream = replay_then_live(bus, "a", 0, load, is_finished=not_finished, heartbeat=0.2)
+    loop = asyncio.get_running_loop()
+    try:
+        assert (await anext(stream)).id == 1  # type: ignore[union-attr]
+        got: list[tuple[int | None, float]] = []
+        start = loop.time()
+
+        async def publish_every_50ms() -> None:
+            for i in range(2, 8):  # 0.3 s of events, none more than 0.05 s apart
+                await asyncio.sleep(0.05)
+                bus.publish(event("a", i))
+
+        publisher = asyncio.create_task(publish_every_50ms())
+        while len(got) < 7:
+            item = await asyncio.wait_for(anext(stream), 2)
+            got.append((None if item is None else item.id, loop.time() - start))
+        await publisher
+    finally:
+        await stream.aclose()
+    assert [i for i, _ in got] == [2, 3, 4, 5, 6, 7, None]  # no tick while events flow
+    assert got[-1][1] >= got[-2][1] + 0.19  # the tick came a heartbeat after the last one
