@@ -43,6 +43,7 @@ __all__ = [
     "SELECT_STEP_KEYS",
     "SELECT_THREAD",
     "SELECT_WORKFLOW_LATEST",
+    "SELECT_WORKFLOW_LATEST_HEAD",
     "SELECT_WORKFLOW_VERSION",
     "SELECT_WORKFLOW_VERSIONS",
     "UPDATE_THREAD",
@@ -65,6 +66,10 @@ ROLLBACK_TO_JOB: LiteralString = "ROLLBACK TO run_store_job"
 INSERT_WORKFLOW: LiteralString = (
     "INSERT INTO workflows (workflow_id, version, definition, content_hash, created_at)"
     " VALUES (:workflow_id, :version, :definition, :content_hash, :created_at)"
+)
+SELECT_WORKFLOW_LATEST_HEAD: LiteralString = (
+    "SELECT version, content_hash, created_at FROM workflows WHERE workflow_id = ?"
+    " ORDER BY version DESC LIMIT 1"
 )
 SELECT_WORKFLOW_LATEST: LiteralString = (
     "SELECT * FROM workflows WHERE workflow_id = ? ORDER BY version DESC LIMIT 1"

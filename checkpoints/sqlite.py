@@ -37,6 +37,7 @@ from typing import Any, Literal, LiteralString, TypeVar, cast
 from checkpoints import _sqlite_store_ops as ops
 from checkpoints import _sqlite_store_setup as setup
 from checkpoints import _sqlite_store_sql as sql
+from checkpoints._rows import dt_required
 from checkpoints._sqlite_faults import is_storage_fault
 from checkpoints._sqlite_store_journal import JournalKeeper
 from checkpoints._sqlite_store_setup import WriterStats, lock_database, unlock_database
@@ -247,9 +248,17 @@ class SqliteRunStore:
         # Most puts re-save an unchanged definition (every submit of a document does): read
         # first, and write only when the latest stored version differs. Versions are never
         # changed once stored, so a matching latest is the answer the write would give.
-        latest = self._read(sql.SELECT_WORKFLOW_LATEST, (workflow_id,))
+        # The definition is not read back: with the same hash it is the one given.
+        latest = self._read(sql.SELECT_WORKFLOW_LATEST_HEAD, (workflow_id,))
         if latest and latest[0]["content_hash"] == content_hash:
-            return StoredWorkflow.from_row(latest[0])
+            head = latest[0]
+            return StoredWorkflow(
+                workflow_id=workflow_id,
+                version=int(head["version"]),
+                definition=definition,
+                content_hash=content_hash,
+                created_at=dt_required(head["created_at"]),
+            )
         body = partial(
             ops.put_workflow,
             workflow_id=workflow_id,
