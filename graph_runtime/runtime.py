@@ -321,17 +321,22 @@ class Runtime:
     ) -> AsyncIterator[Event]:
         """Run a workflow and yield its events until it finishes or waits."""
         record = await self.submit(workflow, input, **kwargs)
-        async for event in self.events(record.run_id):
+        async for event in self._events(record.run_id, 0, follow=False, check=False):
             yield event
 
-    async def events(
-        self, run_id: str, after: int = 0, *, follow: bool = False
-    ) -> AsyncIterator[Event]:
+    def events(self, run_id: str, after: int = 0, *, follow: bool = False) -> AsyncIterator[Event]:
         """The run's events after ``after``: stored, then live, with no gap and no duplicate.
 
         Ends at the ``end`` event; also when the run waits (paused, crashed) unless ``follow``.
+        Raises ``RunNotFound`` (at the first step) for an unknown run.
         """
-        await self.store.get_run(run_id)  # RunNotFound early
+        return self._events(run_id, after, follow=follow, check=True)
+
+    async def _events(
+        self, run_id: str, after: int, *, follow: bool, check: bool
+    ) -> AsyncIterator[Event]:
+        if check:
+            await self.store.get_run(run_id)  # RunNotFound early
         stream = replay_then_live(
             self.bus,
             run_id,
