@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from helpers.store_records import create, write_lock_held
+from helpers.workflows import SLOW, chain
 from langgraph.checkpoint.base import empty_checkpoint
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
@@ -168,3 +169,31 @@ async def test_a_write_lock_held_past_the_busy_timeout_fails_the_write(tmp_path:
         assert store.health().writable is False
         await store.probe()  # the lock is gone: writes go through again
         assert store.health().writable is True
+
+
+async def test_concurrent_runs_pauses_and_stops_keep_every_record(tmp_path: Path) -> None:
+    db = tmp_path / "runs.db"
+    async with Runtime(db, checkpointer="langgraph-sqlite") as rt:
+        runs = [await rt.submit(LINEAR, {}, run_id=f"r{i}") for i in range(12)]
+        slow = await rt.submit(SLOW, {"seconds": 5, "tag": "x"}, run_id="slow")
+        paused = await rt.submit(chain("drip", 4, seconds=0.05), {}, run_id="drip")
+        while (await rt.store.get_run("drip")).status is not TaskStatus.RUNNING:
+            await asyncio.sleep(0.005)
+        await rt.pause("drip")
+        await rt.stop("slow")
+        done = [await rt.wait(r.run_id, timeout=30) for r in runs]
+        assert all(d.status is TaskStatus.COMPLETED for d in done)
+        assert (await rt.wait("slow", timeout=30)).status is TaskStatus.STOPPED
+        assert (await rt.wait("drip", timeout=30)).status is TaskStatus.PAUSED
+        await rt.resume("drip")
+        assert (await rt.wait("drip", timeout=30)).status is TaskStatus.COMPLETED
+        for run in [*runs, slow, paused]:
+            events = await rt.store.events_after(run.run_id, 0)
+            assert [e.id for e in events] == list(range(1, len(events) + 1))
+            assert events[-1].type is EventType.END
+            steps = await rt.steps(run.run_id)
+            keys = [(s.task_id, s.attempt) for s in steps]
+            assert len(keys) == len(set(keys))  # each attempt recorded once
+            step_events = [e for e in events if e.type is EventType.STEP]
+            assert len(step_events) == len(steps)
+        assert [s.step for s in await rt.steps("r0")] == [f"n{i}" for i in range(STEPS)]
