@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from helpers.store_records import create, write_lock_held
-from helpers.workflows import SLOW, chain
+from helpers.workflows import SLOW, chain, counter
 from langgraph.checkpoint.base import empty_checkpoint
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
@@ -22,20 +22,7 @@ from graph_runtime.models import Event, EventType, TaskStatus, TaskStepResult
 from graph_runtime.runtime import Runtime
 
 STEPS = 5
-LINEAR: dict[str, Any] = {
-    "schema": "graph-runtime/workflow/v1",
-    "id": "linear",
-    "settings": {"durability": "sync"},
-    "state": {"count": {"type": "integer", "default": 0}},
-    "nodes": [
-        {"id": f"n{i}", "type": "transform", "config": {"set": {"count": "state.count + 1"}}}
-        for i in range(STEPS)
-    ],
-    "edges": [
-        *({"from": "__start__" if i == 0 else f"n{i - 1}", "to": f"n{i}"} for i in range(STEPS)),
-        {"from": f"n{STEPS - 1}", "to": "__end__"},
-    ],
-}
+LINEAR = counter("linear", STEPS)
 CONFIG: Any = {"configurable": {"thread_id": "t", "checkpoint_ns": ""}}
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from helpers.store_records import make_run
+from helpers.workflows import counter
 from langgraph.checkpoint.base import empty_checkpoint
 
 from checkpoints._sqlite_writer import GroupCommitWriter
@@ -20,22 +21,8 @@ from graph_runtime.errors import RunNotFound, StoreError
 from graph_runtime.models import Event, EventType, TaskStatus, TaskStepResult
 from graph_runtime.runtime import Runtime
 
-SCHEMA = "graph-runtime/workflow/v1"
 STEPS = 6
-LINEAR = {
-    "schema": SCHEMA,
-    "id": "linear",
-    "settings": {"durability": "sync"},
-    "state": {"count": {"type": "integer", "default": 0}},
-    "nodes": [
-        {"id": f"n{i}", "type": "transform", "config": {"set": {"count": "state.count + 1"}}}
-        for i in range(STEPS)
-    ],
-    "edges": [
-        *({"from": "__start__" if i == 0 else f"n{i - 1}", "to": f"n{i}"} for i in range(STEPS)),
-        {"from": f"n{STEPS - 1}", "to": "__end__"},
-    ],
-}
+LINEAR = counter("linear", STEPS)
 
 # Runs in a subprocess: open the runtime's storage, report, then wait to be killed.
 HOLDER = """

@@ -98,3 +98,24 @@ def timed_six(seconds: float) -> dict[str, Any]:
         nodes.append({"id": f"w{x}", "type": "wait", "config": {"seconds": seconds}})
         edges += [{"from": before, "to": f"w{x}"}, {"from": f"w{x}", "to": after}]
     return {**SIX, "id": "timed-six", "nodes": nodes, "edges": edges}
+
+
+def counter(workflow_id: str, steps: int) -> dict[str, Any]:
+    """n0 -> n1 -> ... : each of ``steps`` transforms adds 1 to ``count`` (durability sync)."""
+    return {
+        "schema": SCHEMA,
+        "id": workflow_id,
+        "settings": {"durability": "sync"},
+        "state": {"count": {"type": "integer", "default": 0}},
+        "nodes": [
+            {"id": f"n{i}", "type": "transform", "config": {"set": {"count": "state.count + 1"}}}
+            for i in range(steps)
+        ],
+        "edges": [
+            *(
+                {"from": "__start__" if i == 0 else f"n{i - 1}", "to": f"n{i}"}
+                for i in range(steps)
+            ),
+            {"from": f"n{steps - 1}", "to": "__end__"},
+        ],
+    }
