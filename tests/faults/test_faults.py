@@ -9,7 +9,9 @@ left ``running``/``stopping`` without an owner.
 from __future__ import annotations
 
 import signal
+import sqlite3
 import threading
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -51,8 +53,20 @@ ASK: dict[str, Any] = {
 # -- scenarios ------------------------------------------------------------------------------------
 
 
-def test_kill_mid_node_then_restart_completes(tmp_path: Path) -> None:
-    with ServerProcess(tmp_path / "runs.db") as server:
+# LangGraph's AsyncSqliteSaver instead of FastSqliteSaver: the run store then shares the
+# saver's connection and its commits (checkpoints._aiosqlite_shared).
+LANGGRAPH = {"GRAPH_RUNTIME_CHECKPOINTER": "langgraph-sqlite"}
+
+
+def assert_on_async_sqlite_saver(db: Path) -> None:
+    with closing(sqlite3.connect(db)) as conn:
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+    assert {"checkpoints", "writes"} <= tables  # AsyncSqliteSaver's own tables
+
+
+@pytest.mark.parametrize("env", [{}, LANGGRAPH], ids=["fast", "langgraph-sqlite"])
+def test_kill_mid_node_then_restart_completes(tmp_path: Path, env: dict[str, str]) -> None:
+    with ServerProcess(tmp_path / "runs.db", **env) as server:
         submit(server.client, "k", DRIP)
         wait_step(server.client, "k", "t0")  # now inside w1's wait
         server.kill()
@@ -60,13 +74,26 @@ def test_kill_mid_node_then_restart_completes(tmp_path: Path) -> None:
         submit(server.client, "base", DRIP)
         path = check_like_baseline(server, "k", "base")
     assert ("running", "crashed") in path and ("crashed", "running") in path
+    if env:
+        assert_on_async_sqlite_saver(tmp_path / "runs.db")
 
 
-@pytest.mark.parametrize("point", ["after_checkpoint=crash:3", "after_step_record=crash:2"])
+@pytest.mark.parametrize(
+    ("point", "env"),
+    [
+        ("after_checkpoint=crash:3", {}),
+        ("after_step_record=crash:2", {}),
+        # With AsyncSqliteSaver a step record commits with its task's writes: dies the moment
+        # the saver's commit holding the 2nd (4th) record returned.
+        ("after_step_record=crash:2", LANGGRAPH),
+        ("after_step_record=crash:4", LANGGRAPH),
+    ],
+    ids=["fast-checkpoint", "fast-record", "langgraph-record-2", "langgraph-record-4"],
+)
 def test_kill_between_checkpoint_and_step_record_keeps_one_record_per_task(
-    tmp_path: Path, point: str
+    tmp_path: Path, point: str, env: dict[str, str]
 ) -> None:
-    with ServerProcess(tmp_path / "runs.db", autostart=False) as server:
+    with ServerProcess(tmp_path / "runs.db", autostart=False, **env) as server:
         # Dies right after the 3rd checkpoint (or the 2nd step-record write) committed.
         server.start(GRAPH_RUNTIME_FAILPOINTS=point)
         submit(server.client, "c", DRIP)
@@ -75,6 +102,8 @@ def test_kill_between_checkpoint_and_step_record_keeps_one_record_per_task(
         submit(server.client, "base", DRIP)
         path = check_like_baseline(server, "c", "base")
     assert ("running", "crashed") in path  # it was cut, and recovered at start-up
+    if env:
+        assert_on_async_sqlite_saver(tmp_path / "runs.db")
 
 
 def test_kill_before_the_first_checkpoint_restarts_from_the_input(tmp_path: Path) -> None:
