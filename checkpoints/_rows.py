@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -17,6 +17,8 @@ from graph_runtime.models import ErrorCode, Event, EventType, TaskStatus, TaskSt
 
 __all__ = [
     "LOG_LEVELS",
+    "NO_ROWS",
+    "RecordRows",
     "canonical_level",
     "dt_from_db",
     "dt_required",
@@ -26,9 +28,28 @@ __all__ = [
     "json_dumps",
     "json_loads",
     "log_level_no",
+    "record_rows",
     "step_from_row",
+    "step_row",
     "step_to_row",
 ]
+
+Row = dict[str, Any]
+
+
+class RecordRows(NamedTuple):
+    """The rows of one write of a run's records: ``events``, ``steps`` and ``logs`` rows."""
+
+    events: list[Row]
+    steps: list[Row]
+    logs: list[Row]
+
+    def __bool__(self) -> bool:
+        return bool(self.events or self.steps or self.logs)
+
+
+NO_ROWS = RecordRows([], [], [])
+"""Nothing to write (a barrier: it commits once everything queued before it did)."""
 
 #: Log level name → number (the ``logging`` numbers); ``logs(level=...)`` is a minimum.
 # Canonical names come first: canonical_level() picks the first name of a number.
@@ -91,6 +112,8 @@ def dt_to_db(value: dt.datetime | None) -> str | None:
     """Fixed-width ISO-8601 UTC text, so text order is time order (naive means UTC)."""
     if value is None:
         return None
+    if value.tzinfo is dt.UTC:
+        return value.isoformat(timespec="microseconds")
     if value.tzinfo is None:
         value = value.replace(tzinfo=dt.UTC)
     return value.astimezone(dt.UTC).isoformat(timespec="microseconds")
@@ -135,23 +158,73 @@ def event_from_row(row: Mapping[str, Any]) -> Event:
 
 def step_to_row(run_id: str, step: TaskStepResult) -> dict[str, Any]:
     """The ``steps`` row of a step record (``seq`` None lets the store number it)."""
+    return step_row(
+        run_id,
+        seq=step.seq,
+        task_id=step.task_id,
+        attempt=step.attempt,
+        step=step.step,
+        node_type=step.node_type,
+        status=step.status,
+        result=step.result,
+        message=step.message,
+        error_code=step.error_code,
+        error_message=step.error_message,
+        started_at=step.started_at,
+        finished_at=step.finished_at,
+        duration_ms=step.duration_ms,
+    )
+
+
+def step_row(
+    run_id: str,
+    *,
+    seq: int | None,
+    task_id: str | None,
+    attempt: int,
+    step: str,
+    node_type: str | None,
+    status: TaskStatus,
+    result: Any,
+    message: str,
+    error_code: ErrorCode | None,
+    error_message: str | None,
+    started_at: dt.datetime | None,
+    finished_at: dt.datetime | None,
+    duration_ms: float | None,
+) -> dict[str, Any]:
+    """The ``steps`` row of a step record given field by field (values as the model holds them)."""
     return {
         "run_id": run_id,
-        "seq": step.seq,
-        "task_id": step.task_id,
-        "attempt": step.attempt,
-        "step": step.step,
-        "node_type": step.node_type,
-        "status": step.status.value,
-        "completed": step.completed,
-        "result": json_dumps(step.result),
-        "message": step.message,
-        "error_code": None if step.error_code is None else step.error_code.value,
-        "error_message": step.error_message,
-        "started_at": dt_to_db(step.started_at),
-        "finished_at": dt_to_db(step.finished_at),
-        "duration_ms": step.duration_ms,
+        "seq": seq,
+        "task_id": task_id,
+        "attempt": attempt,
+        "step": step,
+        "node_type": node_type,
+        "status": status.value,
+        "completed": status is TaskStatus.COMPLETED,
+        "result": json_dumps(result),
+        "message": message,
+        "error_code": None if error_code is None else error_code.value,
+        "error_message": error_message,
+        "started_at": dt_to_db(started_at),
+        "finished_at": dt_to_db(finished_at),
+        "duration_ms": duration_ms,
     }
+
+
+def record_rows(
+    run_id: str,
+    events: Sequence[Event] = (),
+    steps: Sequence[TaskStepResult] = (),
+    logs: Sequence[Any] = (),
+) -> RecordRows:
+    """The rows of events, step records and log records (``LogRecord``) of run ``run_id``."""
+    return RecordRows(
+        [event_to_row(e) for e in events],
+        [step_to_row(run_id, s) for s in steps],
+        [log.to_row() for log in logs],
+    )
 
 
 def step_from_row(row: Mapping[str, Any]) -> TaskStepResult:

@@ -27,7 +27,10 @@ __all__ = [
     "connect",
     "enable_foreign_keys",
     "lock_database",
+    "outcome",
     "prepare",
+    "report",
+    "resolve",
     "settle",
     "unlock_database",
 ]
@@ -108,6 +111,18 @@ def enable_foreign_keys(conn: sqlite3.Connection) -> None:
     conn.execute(sql.PRAGMA_FOREIGN_KEYS)
 
 
+def outcome(result: object, error: BaseException | None) -> BaseException | None:
+    """The error a store call reports for its job's outcome (None: it committed)."""
+    if isinstance(error, sqlite3.Error):
+        # An outage (locked, full, read-only) is reported once by whoever handles it.
+        level = logging.DEBUG if is_storage_fault(error) else logging.ERROR
+        logger.log(level, "run store write failed: %s", error, extra={"action": "store.commit"})
+        return ops.store_error(error)
+    if error is None and isinstance(result, ops.Failed):
+        return result.error
+    return error
+
+
 def settle(
     done: asyncio.Future[Any],
     on_done: Callable[[BaseException | None], None] | None,
@@ -115,17 +130,33 @@ def settle(
     error: BaseException | None,
 ) -> None:
     """Resolve a store call's future from its job's outcome (called by the writer)."""
-    if isinstance(error, sqlite3.Error):
-        # An outage (locked, full, read-only) is reported once by whoever handles it.
-        level = logging.DEBUG if is_storage_fault(error) else logging.ERROR
-        logger.log(level, "run store write failed: %s", error, extra={"action": "store.commit"})
-        error = ops.store_error(error)
-    elif error is None and isinstance(result, ops.Failed):
-        error = result.error
+    error = outcome(result, error)
     if not done.done():  # else its awaiter was cancelled; the write itself went ahead
         if error is not None:
             done.set_exception(error)
         else:
             done.set_result(result)
+    if on_done is not None:
+        on_done(error)
+
+
+def report(
+    on_done: Callable[[BaseException | None], None], result: object, error: BaseException | None
+) -> None:
+    """Hand a queued record write's outcome to its ``on_done`` (called by the writer)."""
+    on_done(outcome(result, error))
+
+
+def resolve(
+    done: asyncio.Future[None],
+    on_done: Callable[[BaseException | None], None] | None,
+    error: BaseException | None,
+) -> None:
+    """Resolve ``record_nowait``'s future, then call its caller's ``on_done``."""
+    if not done.done():
+        if error is not None:
+            done.set_exception(error)
+        else:
+            done.set_result(None)
     if on_done is not None:
         on_done(error)

@@ -37,7 +37,7 @@ from typing import Any, Literal, LiteralString, TypeVar, cast
 from checkpoints import _sqlite_store_ops as ops
 from checkpoints import _sqlite_store_setup as setup
 from checkpoints import _sqlite_store_sql as sql
-from checkpoints._rows import dt_required
+from checkpoints._rows import RecordRows, dt_required, record_rows
 from checkpoints._sqlite_faults import is_storage_fault
 from checkpoints._sqlite_store_journal import JournalKeeper
 from checkpoints._sqlite_store_setup import WriterStats, lock_database, unlock_database
@@ -59,7 +59,6 @@ from checkpoints.store import (
     json_dumps,
     log_level_no,
     step_from_row,
-    step_to_row,
 )
 from checkpoints.threads import ThreadRecord
 from graph_runtime.errors import RunNotFound, StoreError, WorkflowNotFound
@@ -448,32 +447,49 @@ class SqliteRunStore:
         """
         ops.check_run_id(run_id, [*events, *steps, *logs])
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        # Rows are built here, in the caller's task: the transaction only runs SQL.
+        rows = record_rows(run_id, events, steps, logs)
+        self.queue_records(
+            run_id, rows, lazy=lazy, urgent=urgent, on_done=partial(setup.resolve, done, on_done)
+        )
+        return done
+
+    def queue_records(
+        self,
+        run_id: str,
+        rows: RecordRows,
+        *,
+        on_done: Callable[[BaseException | None], None],
+        lazy: bool = False,
+        urgent: bool = False,
+    ) -> None:
+        """:meth:`record_nowait` for rows already built, reporting to ``on_done`` only.
+
+        ``rows`` (:func:`~checkpoints.store.record_rows`) must all be of run ``run_id``.
+        ``on_done(error)`` is called once the write committed (``None``) or failed, before
+        whatever waits for the same commit resumes; with nothing to write and ``lazy``, at
+        once. Must be called on the event loop.
+
+        Raises:
+            StoreError: the store is closed (at once).
+        """
         fn: WriteFn | None = None
-        settle: OnDone = partial(setup.settle, done, on_done)
-        if events or steps or logs:
-            # Rows are built here, in the caller's task: the transaction only runs SQL.
-            rows = (
-                [event_to_row(e) for e in events],
-                [step_to_row(run_id, s) for s in steps],
-                [log.to_row() for log in logs],
-            )
+        settle: OnDone = partial(setup.report, on_done)
+        if rows:
             body = partial(ops.insert_records, events=rows[0], steps=rows[1], logs=rows[2])
             fn = ops.record_job(body, run_id)
             if self._journal is not None:
                 settle = partial(self._settle_record, run_id, rows, settle)
             self._stats.record_calls += 1
         elif lazy:
-            done.set_result(None)
-            if on_done is not None:
-                on_done(None)
-            return done
+            on_done(None)
+            return
         self._submit(fn, run_id, settle, "later" if lazy else "now" if urgent else "soon")
-        return done
 
     def _settle_record(
         self,
         run_id: str,
-        rows: tuple[list[Row], list[Row], list[Row]],
+        rows: RecordRows,
         settle: OnDone,
         result: object,
         error: BaseException | None,

@@ -18,6 +18,8 @@ from typing import Any, Protocol, TypedDict
 
 from checkpoints._rows import (
     LOG_LEVELS,
+    NO_ROWS,
+    RecordRows,
     canonical_level,
     dt_from_db,
     dt_required,
@@ -27,14 +29,18 @@ from checkpoints._rows import (
     json_dumps,
     json_loads,
     log_level_no,
+    record_rows,
     step_from_row,
+    step_row,
     step_to_row,
 )
 from graph_runtime.models import ErrorCode, Event, TaskResponse, TaskStatus, TaskStepResult, utcnow
 
 __all__ = [
     "LOG_LEVELS",
+    "NO_ROWS",
     "LogRecord",
+    "RecordRows",
     "RunRecord",
     "RunRow",
     "RunStore",
@@ -48,8 +54,10 @@ __all__ = [
     "json_dumps",
     "json_loads",
     "log_level_no",
+    "record_rows",
     "run_column_changes",
     "step_from_row",
+    "step_row",
     "step_to_row",
 ]
 
@@ -445,6 +453,22 @@ class RunStore(Protocol):
         whatever waits for the same commit resumes. ``urgent``: the caller waits for the
         commit next, so a backend may commit at once rather than wait for company (the
         future may then be done on return). Must be called on the event loop.
+        """
+        ...
+
+    def queue_records(
+        self,
+        run_id: str,
+        rows: RecordRows,
+        *,
+        on_done: Callable[[BaseException | None], None],
+        lazy: bool = False,
+        urgent: bool = False,
+    ) -> None:
+        """:meth:`record_nowait` for rows already built (:func:`record_rows`), no future.
+
+        ``on_done(error)`` is called once the write committed (``None``) or failed; with
+        nothing to write and ``lazy``, at once. The run's recorder writes through this.
         """
         ...
 

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
+from functools import partial
 from typing import Protocol
 
-from checkpoints.store import LogRecord
-from graph_runtime.models import Event, TaskStepResult
+from checkpoints.store import NO_ROWS, RecordRows
+from graph_runtime.models import Event
 
 __all__ = ["DurableWrites", "EventSink", "PersistFn"]
 
@@ -23,25 +24,34 @@ EventSink = Callable[[Event], None]
 
 
 class PersistFn(Protocol):
-    """Queues a write with the store before it returns (``RunStore.record_nowait``)."""
+    """Queues rows with the store before it returns (``RunStore.queue_records``)."""
 
     def __call__(
         self,
-        events: Sequence[Event],
-        steps: Sequence[TaskStepResult],
-        logs: Sequence[LogRecord],
+        rows: RecordRows,
         *,
         lazy: bool,
+        urgent: bool,
         on_done: Callable[[BaseException | None], None],
-        urgent: bool = False,
-    ) -> asyncio.Future[None]:
-        """Return a future resolved once the write is durable; ``on_done`` runs right then.
+    ) -> None:
+        """Call ``on_done(error)`` once the write is durable (``None``) or failed.
 
         Writes queued one after another commit in that order; an empty non-lazy one
-        resolves once everything queued before it is durable. ``urgent``: the caller waits
-        for it next (the store may commit at once; the future is then done on return).
+        commits once everything queued before it is durable. ``urgent``: the caller waits
+        for it next (the store may commit at once, calling ``on_done`` before returning).
         """
         ...
+
+
+class _Write:
+    """One queued write: its events, and its outcome once the store reported it."""
+
+    __slots__ = ("done", "error", "events")
+
+    def __init__(self, events: list[Event]) -> None:
+        self.events = events
+        self.done = False
+        self.error: BaseException | None = None
 
 
 class DurableWrites:
@@ -50,9 +60,10 @@ class DurableWrites:
     def __init__(self, persist: PersistFn, publish: EventSink | None) -> None:
         self._persist = persist
         self._publish = publish
-        self._inflight: deque[tuple[asyncio.Future[None], list[Event]]] = deque()
+        self._inflight: deque[_Write] = deque()
         self._failure: BaseException | None = None
         self._lazy_tail = False  # the newest queued write asked for no commit of its own
+        self._idle: asyncio.Future[None] | None = None  # resolved once nothing is in flight
 
     @property
     def pending(self) -> bool:
@@ -60,45 +71,40 @@ class DurableWrites:
         return bool(self._inflight)
 
     def queue(
-        self,
-        events: list[Event],
-        steps: Sequence[TaskStepResult],
-        logs: Sequence[LogRecord],
-        *,
-        lazy: bool,
-        urgent: bool = False,
+        self, events: list[Event], rows: RecordRows, *, lazy: bool, urgent: bool = False
     ) -> None:
         """Queue one write; its events are published once it committed.
 
         Args:
             events: Its events, in id order (after every event queued before).
-            steps: Its step records.
-            logs: Its log lines.
+            rows: Its rows (those of ``events`` among them).
             lazy: Ask for no commit of its own: it joins the next one.
             urgent: :meth:`wait` follows: the store may commit it at once.
         """
-        pending = self._persist(
-            events, steps, logs, lazy=lazy, on_done=self._on_durable, urgent=urgent
-        )
-        if pending.done() and not self._inflight:
-            self._settle(pending, events)
-            return
-        self._inflight.append((pending, events))
-        self._lazy_tail = lazy
+        write = _Write(events)
+        inflight = self._inflight
+        inflight.append(write)
+        try:
+            self._persist(rows, lazy=lazy, urgent=urgent, on_done=partial(self._on_done, write))
+        except BaseException:
+            if inflight and inflight[-1] is write:
+                inflight.pop()
+            raise
+        self._lazy_tail = lazy and not write.done
 
     async def wait(self) -> None:
         """Wait until every queued write is durable; raise the first failure since last time."""
         inflight = self._inflight
-        if self._lazy_tail and inflight and not inflight[-1][0].done():
+        if self._lazy_tail and inflight and not inflight[-1].done:
             # The newest write waits for a commit to join: ask for one now (a barrier).
-            self.queue([], (), (), lazy=False, urgent=True)
-        while inflight:
-            pending = inflight[0][0]
-            if not pending.done():
-                # Shielded: a stop that cancels the run must not cancel the future the
-                # write reports to; the write itself is queued and goes ahead regardless.
-                await asyncio.shield(pending)
-            self._on_durable()
+            self.queue([], NO_ROWS, lazy=False, urgent=True)
+        if inflight:
+            idle = self._idle
+            if idle is None or idle.done():
+                idle = self._idle = asyncio.get_running_loop().create_future()
+            # Shielded: a stop that cancels the run must not cancel the future the writes
+            # report to; the writes themselves are queued and go ahead regardless.
+            await asyncio.shield(idle)
         self.raise_failure()
 
     def raise_failure(self) -> None:
@@ -107,25 +113,26 @@ class DurableWrites:
         if error is not None:
             raise error
 
-    def _on_durable(self, _error: BaseException | None = None) -> None:
-        # Publish the finished prefix of the queued writes, in queue (id) order. The store
-        # calls this the moment a write committed, before a run waiting for the same commit
-        # (its checkpoint) resumes: subscribers hear of a step before the next superstep
-        # starts, and can still pause the run at that boundary.
+    def _on_done(self, write: _Write, error: BaseException | None) -> None:
+        # The store calls this the moment a write committed, before a run waiting for the
+        # same commit (its checkpoint) resumes: subscribers hear of a step before the next
+        # superstep starts, and can still pause the run at that boundary. Publish the
+        # finished prefix of the queued writes, in queue (id) order.
+        write.done = True
+        write.error = error
         inflight = self._inflight
-        while inflight and inflight[0][0].done():
-            pending, events = inflight.popleft()
-            self._settle(pending, events)
-
-    def _settle(self, pending: asyncio.Future[None], events: list[Event]) -> None:
-        if pending.cancelled():
-            return
-        error = pending.exception()
-        if error is not None:
-            # Never published: a subscriber would see an event the store does not have.
-            if self._failure is None:
-                self._failure = error
-            return
-        if self._publish is not None:
-            for event in events:
-                self._publish(event)
+        publish = self._publish
+        while inflight and inflight[0].done:
+            first = inflight.popleft()
+            if first.error is not None:
+                # Never published: a subscriber would see an event the store does not have.
+                if self._failure is None:
+                    self._failure = first.error
+            elif publish is not None:
+                for event in first.events:
+                    publish(event)
+        if not inflight:
+            self._lazy_tail = False
+            idle = self._idle
+            if idle is not None and not idle.done():
+                idle.set_result(None)

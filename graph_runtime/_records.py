@@ -19,9 +19,10 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
+from checkpoints.store import step_row
 from graph_runtime.models import ErrorCode, Event, EventType, TaskStatus, TaskStepResult
 
-__all__ = ["new_event", "new_step", "step_view"]
+__all__ = ["new_event", "new_step", "step_parts", "step_view"]
 
 _M = TypeVar("_M", bound=BaseModel)
 _setattr = object.__setattr__
@@ -113,6 +114,94 @@ def new_step(
     if trusted:
         return _construct(TaskStepResult, values)
     return TaskStepResult(**values)
+
+
+def step_parts(
+    run_id: str,
+    *,
+    step: str,
+    result: Any,
+    status: TaskStatus,
+    message: str,
+    error_code: ErrorCode | None,
+    error_message: str | None,
+    seq: int,
+    task_id: str | None,
+    node_type: str | None,
+    attempt: int,
+    started_at: dt.datetime,
+    finished_at: dt.datetime,
+    duration_ms: float,
+    row: bool = True,
+) -> tuple[dict[str, Any], dict[str, Any] | None] | None:
+    """``step_view(record)`` and ``step_to_row(run_id, record)`` of a record never built.
+
+    A run's recorder needs only these two of each step it records. None unless every value
+    is one :func:`new_step` would take as is and :func:`step_view` would pass through
+    (then the caller builds the record and takes the long way). ``row=False``: no row.
+    """
+    if not (
+        type(step) is str
+        and type(message) is str
+        and type(status) is TaskStatus
+        and type(task_id) in _OPTIONAL_STR
+        and type(node_type) in _OPTIONAL_STR
+        and type(seq) is int
+        and seq >= 1
+        and type(attempt) is int
+        and attempt >= 1
+        and type(started_at) is dt.datetime
+        and started_at.tzinfo is dt.UTC
+        and type(finished_at) is dt.datetime
+        and finished_at.tzinfo is dt.UTC
+        and type(duration_ms) is float
+        and duration_ms >= 0
+        and (
+            (error_code is None and error_message is None)
+            or (
+                type(error_code) is ErrorCode
+                and type(error_message) is str
+                and status is not TaskStatus.COMPLETED
+            )
+        )
+        and _plain(result, 0)
+    ):
+        return None
+    view = {
+        "step": step,
+        "result": _copy(result),
+        "completed": status is TaskStatus.COMPLETED,
+        "message": message,
+        "status": status.value,
+        "error_code": None if error_code is None else error_code.value,
+        "error_message": error_message,
+        "run_id": run_id,
+        "seq": seq,
+        "task_id": task_id,
+        "node_type": node_type,
+        "attempt": attempt,
+        "started_at": _iso(started_at),
+        "finished_at": _iso(finished_at),
+        "duration_ms": duration_ms,
+    }
+    if not row:
+        return view, None
+    return view, step_row(
+        run_id,
+        seq=seq,
+        task_id=task_id,
+        attempt=attempt,
+        step=step,
+        node_type=node_type,
+        status=status,
+        result=result,
+        message=message,
+        error_code=error_code,
+        error_message=error_message,
+        started_at=started_at,
+        finished_at=finished_at,
+        duration_ms=duration_ms,
+    )
 
 
 def step_view(record: TaskStepResult) -> dict[str, Any]:

@@ -29,10 +29,10 @@ from typing import Any
 
 from langchain_core.messages import AIMessage
 
-from checkpoints.store import LogRecord
+from checkpoints.store import LogRecord, RecordRows, event_to_row, step_to_row
 from graph_runtime import failpoints
 from graph_runtime._durable import DurableWrites, EventSink, PersistFn
-from graph_runtime._records import new_event, new_step, step_view
+from graph_runtime._records import new_event, new_step, step_parts, step_view
 from graph_runtime.expressions import to_view
 from graph_runtime.models import ErrorCode, Event, EventType, TaskStatus, TaskStepResult, utcnow
 from graph_runtime.state_machine import check_transition
@@ -78,8 +78,8 @@ class EventRecorder:
         self.await_steps = await_steps
         """``settle()`` waits for the commit (else it only queues the write)."""
         self._out_events: list[Event] = []
-        self._out_steps: list[TaskStepResult] = []
-        self._out_logs: list[LogRecord] = []
+        self._out_steps: list[dict[str, Any]] = []  # rows
+        self._out_logs: list[dict[str, Any]] = []  # rows
         # Writes queued with the store; each publishes its events once durable.
         self._writes = DurableWrites(persist, publish) if persist is not None else None
         # One flush (or transition) at a time, in FIFO order: events commit in id order.
@@ -138,7 +138,8 @@ class EventRecorder:
                     self.publish(event)
             return
         # No await from taking the records to queuing them: queue order is id order.
-        writes.queue(events, steps, logs, lazy=lazy, urgent=urgent)
+        rows = RecordRows([event_to_row(e) for e in events], steps, logs)
+        writes.queue(events, rows, lazy=lazy, urgent=urgent)
 
     async def settle(self) -> None:
         """Make the run's records safe to move on from (called by nodes and the run loop).
@@ -265,7 +266,7 @@ class EventRecorder:
             self._out_logs.append(
                 LogRecord(
                     run_id=self.run_id, id=event.id, level=level, message=message, node_id=node_id
-                )
+                ).to_row()
             )
         return event
 
@@ -288,44 +289,54 @@ class EventRecorder:
         error_message: str | None = None,
         status: TaskStatus | None = None,
         message: str = "",
-    ) -> TaskStepResult | None:
-        """Record one finished attempt; returns None when (task, attempt) was already recorded."""
+    ) -> None:
+        """Record one finished attempt (nothing when (task, attempt) was already recorded)."""
         if task_id is not None:
             key = (task_id, attempt)
             if key in self._seen:
-                return None
+                return
             self._seen.add(key)
         finished = utcnow()
         if status is None:
             status = TaskStatus.COMPLETED if error_code is None else TaskStatus.FAILED
         self._seq += 1
-        record = new_step(
-            step=node_id,
-            result=result,
-            message=message or _default_message(node_id, status, error_code),
-            status=status,
-            error_code=error_code,
-            error_message=error_message if error_code is not None else None,
-            run_id=self.run_id,
-            seq=self._seq,
-            task_id=task_id,
-            node_type=node_type,
-            attempt=attempt,
-            started_at=started_at,
-            finished_at=finished,
-            duration_ms=round((finished - started_at).total_seconds() * 1000, 3),
-        )
+        fields: dict[str, Any] = {
+            "step": node_id,
+            "result": result,
+            "status": status,
+            "message": message or _default_message(node_id, status, error_code),
+            "error_code": error_code,
+            "error_message": error_message if error_code is not None else None,
+            "seq": self._seq,
+            "task_id": task_id,
+            "node_type": node_type,
+            "attempt": attempt,
+            "started_at": started_at,
+            "finished_at": finished,
+            "duration_ms": round((finished - started_at).total_seconds() * 1000, 3),
+        }
+        persist = self.persist is not None
+        # The event data and the row, without a record (the common case), unless the
+        # record is kept or a value needs validating.
+        parts = None if self.keep_steps else step_parts(self.run_id, **fields, row=persist)
+        if parts is None:
+            record = new_step(run_id=self.run_id, **fields)
+            completed = record.completed
+            if self.keep_steps:
+                self.steps.append(record)
+            view = step_view(record)
+            row = step_to_row(self.run_id, record) if persist else None
+        else:
+            view, row = parts
+            completed = status is TaskStatus.COMPLETED
         # Tool calls (``node.tool``) and subgraph steps (``node/child``) are inside a step
         # that counts on its own; counting them too would overshoot the progress.
-        if record.completed and "." not in node_id and "/" not in node_id:
+        if completed and "." not in node_id and "/" not in node_id:
             self.completed_steps += 1
         self.current_node = node_id
-        if self.keep_steps:
-            self.steps.append(record)
-        if self.persist is not None:
-            self._out_steps.append(record)
-        self.emit(EventType.STEP, step_view(record))
-        return record
+        if row is not None:
+            self._out_steps.append(row)
+        self.emit(EventType.STEP, view)
 
     # -- LangGraph stream chunks ----------------------------------------------------------------
 

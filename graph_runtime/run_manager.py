@@ -28,7 +28,7 @@ from langgraph.errors import GraphDrained, GraphRecursionError
 from langgraph.runtime import RunControl
 from langgraph.types import Command
 
-from checkpoints.store import LogRecord, RunRecord, RunStore
+from checkpoints.store import RecordRows, RunRecord, RunStore
 from graph_runtime import failpoints
 from graph_runtime._depth import check_depth
 from graph_runtime._integrations import check_answer
@@ -271,28 +271,18 @@ class RunManager:
         return apply
 
     def _persist(self, run_id: str) -> PersistFn:
-        record_nowait = self.store.record_nowait
+        queue_records = self.store.queue_records
 
         def persist(
-            events: Sequence[Event],
-            steps: Sequence[TaskStepResult],
-            logs: Sequence[LogRecord],
+            rows: RecordRows,
             *,
             lazy: bool,
+            urgent: bool,
             on_done: Callable[[BaseException | None], None],
-            urgent: bool = False,
-        ) -> asyncio.Future[None]:
-            if steps and failpoints.ENABLED:
+        ) -> None:
+            if rows.steps and failpoints.ENABLED:
                 on_done = failpoints.after(on_done, "after_step_record")
-            return record_nowait(
-                run_id,
-                events=events,
-                steps=steps,
-                logs=logs,
-                lazy=lazy,
-                on_done=on_done,
-                urgent=urgent,
-            )
+            queue_records(run_id, rows, lazy=lazy, urgent=urgent, on_done=on_done)
 
         return persist
 

@@ -1,12 +1,14 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import pydantic
 import pytest
 
 import graph_runtime
-from graph_runtime._records import new_event, new_step, step_view
+from checkpoints.store import step_to_row
+from graph_runtime._records import new_event, new_step, step_parts, step_view
 from graph_runtime.errors import (
     GraphRuntimeError,
     InvalidTransition,
@@ -257,6 +259,55 @@ def test_step_view_is_the_records_dict(over: dict[str, object]) -> None:
     assert view == record.dict() and list(view) == list(record.dict())
     if isinstance(record.result, dict):
         assert view["result"] is not record.result  # a copy, as the serializer makes
+
+
+@pytest.mark.parametrize(
+    ("over", "short"),
+    [
+        ({}, True),
+        ({"result": None}, True),
+        ({"result": {"a": [1, 2.5, "x", None, True, {"b": []}]}}, True),
+        ({"started_at": dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)}, True),
+        (
+            {
+                "status": TaskStatus.FAILED,
+                "error_code": ErrorCode.EXECUTION_ERROR,
+                "error_message": "x",
+            },
+            True,
+        ),
+        ({"task_id": None}, True),
+        # The long way: the record is built (validated, coerced, serialized by pydantic).
+        ({"result": {"when": dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)}}, False),
+        ({"result": {"pair": (1, 2)}}, False),
+        ({"result": {"n": float("nan")}}, False),
+        ({"result": {1: "int key"}}, False),
+        (
+            {
+                "started_at": dt.datetime(
+                    2026, 1, 2, 3, 4, tzinfo=dt.timezone(dt.timedelta(hours=2))
+                )
+            },
+            False,
+        ),
+        ({"duration_ms": 2}, False),
+        ({"status": "completed"}, False),
+    ],
+)
+def test_step_parts_are_the_view_and_row_of_the_record(
+    over: dict[str, object], short: bool
+) -> None:
+    fields = _step_fields(**over)
+    given: dict[str, Any] = {k: v for k, v in fields.items() if k != "run_id"}
+    parts = step_parts("r1", **given)
+    assert (parts is not None) is short
+    if parts is None:
+        return
+    record = new_step(**fields)  # type: ignore[arg-type]
+    view, row = parts
+    assert view == step_view(record) and list(view) == list(record.dict())
+    assert row == step_to_row("r1", record)
+    assert step_parts("r1", **given, row=False) == (view, None)
 
 
 def test_unvalidated_events_equal_validated_ones() -> None:
