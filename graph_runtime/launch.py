@@ -79,6 +79,9 @@ class RunLaunch:
     """``config["metadata"]``: LangGraph copies it into every checkpoint's metadata."""
     not_before: dt.datetime | None = None
     """Do not start before this time (``after_seconds``)."""
+    delay_seconds: float | None = None
+    """Do not start until this long after the run is created: ``RunManager.submit`` turns it
+    into ``not_before`` from the run's ``created_at``."""
     input_keys: tuple[str, ...] = ()
     """Input keys seen on the thread: state keys of a workflow without a ``state`` block."""
 

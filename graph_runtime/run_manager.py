@@ -15,6 +15,7 @@ Every control is a compare-and-set on the stored status: a duplicate or late req
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import logging
 import uuid
@@ -38,7 +39,7 @@ from graph_runtime.compiler import CompiledWorkflow, Compiler, RunContext
 from graph_runtime.errors import ConflictError, GraphRuntimeError, InvalidTransition
 from graph_runtime.events import EventBus
 from graph_runtime.launch import LAUNCH_KEY, RunLaunch, StartPlan, stream_event_data
-from graph_runtime.models import ErrorCode, Event, EventType, TaskStatus, TaskStepResult, utcnow
+from graph_runtime.models import ErrorCode, Event, EventType, TaskStatus, utcnow
 from graph_runtime.recorder import ApplyFn, EventRecorder, PersistFn
 from graph_runtime.schema import WorkflowDefinition
 from graph_runtime.validation import load_workflow
@@ -177,9 +178,16 @@ class RunManager:
         check_depth(input, "the input")
         run_id = run_id or uuid.uuid4().hex
         metadata = dict(metadata or {})
-        if launch is not None:
-            metadata[LAUNCH_KEY] = launch.to_dict()
         now = utcnow()
+        if launch is not None:
+            if launch.delay_seconds:
+                # From the run's own creation time: it starts `delay` after `created_at`.
+                launch = dataclasses.replace(
+                    launch,
+                    not_before=now + dt.timedelta(seconds=launch.delay_seconds),
+                    delay_seconds=None,
+                )
+            metadata[LAUNCH_KEY] = launch.to_dict()
         record = RunRecord(
             run_id=run_id,
             workflow_id=workflow_id,

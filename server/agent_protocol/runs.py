@@ -15,7 +15,6 @@ thread at a time).
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -33,7 +32,7 @@ from graph_runtime.errors import (
     RunNotFound,
 )
 from graph_runtime.launch import RunLaunch
-from graph_runtime.models import TaskStatus, utcnow
+from graph_runtime.models import TaskStatus
 from graph_runtime.runtime import Runtime
 from graph_runtime.state_machine import AGENT_PROTOCOL_STATUS
 from server.agent_protocol.assistants import Assistants, assistant_id_for, canonical_uuid
@@ -122,9 +121,7 @@ class Runs:
                 "graph_id": stored.workflow_id,
                 "assistant_id": assistant_id,
             },
-            not_before=utcnow() + dt.timedelta(seconds=body.after_seconds)
-            if body.after_seconds
-            else None,
+            delay_seconds=body.after_seconds or None,
             input_keys=tuple(sorted(set(thread.input_keys) | set(body.input or {}))),
         )
         protocol_view = {
