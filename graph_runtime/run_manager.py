@@ -649,7 +649,9 @@ class RunManager:
                     # only when we pull), this chunk's records are durable or queued ahead
                     # of the next checkpoint on the same writer (see EventRecorder.settle).
                     # Waiting here for a commit would split the superstep's transaction.
-                    await recorder.settle()
+                    # (A ``values`` chunk records nothing, unless it is streamed.)
+                    if mode != "values" or mode in plan.recorded:
+                        await recorder.settle()
         except GraphDrained as exc:
             drained = exc.reason
         except TimeoutError:
