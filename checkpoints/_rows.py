@@ -158,58 +158,28 @@ def event_from_row(row: Mapping[str, Any]) -> Event:
 
 def step_to_row(run_id: str, step: TaskStepResult) -> dict[str, Any]:
     """The ``steps`` row of a step record (``seq`` None lets the store number it)."""
-    return step_row(
-        run_id,
-        seq=step.seq,
-        task_id=step.task_id,
-        attempt=step.attempt,
-        step=step.step,
-        node_type=step.node_type,
-        status=step.status,
-        result=step.result,
-        message=step.message,
-        error_code=step.error_code,
-        error_message=step.error_message,
-        started_at=step.started_at,
-        finished_at=step.finished_at,
-        duration_ms=step.duration_ms,
-    )
+    return step_row(run_id, step.__dict__)
 
 
-def step_row(
-    run_id: str,
-    *,
-    seq: int | None,
-    task_id: str | None,
-    attempt: int,
-    step: str,
-    node_type: str | None,
-    status: TaskStatus,
-    result: Any,
-    message: str,
-    error_code: ErrorCode | None,
-    error_message: str | None,
-    started_at: dt.datetime | None,
-    finished_at: dt.datetime | None,
-    duration_ms: float | None,
-) -> dict[str, Any]:
-    """The ``steps`` row of a step record given field by field (values as the model holds them)."""
+def step_row(run_id: str, fields: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``steps`` row of a step record's field values (``TaskStepResult.__dict__``)."""
+    code = fields["error_code"]
     return {
         "run_id": run_id,
-        "seq": seq,
-        "task_id": task_id,
-        "attempt": attempt,
-        "step": step,
-        "node_type": node_type,
-        "status": status.value,
-        "completed": status is TaskStatus.COMPLETED,
-        "result": json_dumps(result),
-        "message": message,
-        "error_code": None if error_code is None else error_code.value,
-        "error_message": error_message,
-        "started_at": dt_to_db(started_at),
-        "finished_at": dt_to_db(finished_at),
-        "duration_ms": duration_ms,
+        "seq": fields["seq"],
+        "task_id": fields["task_id"],
+        "attempt": fields["attempt"],
+        "step": fields["step"],
+        "node_type": fields["node_type"],
+        "status": fields["status"].value,
+        "completed": fields["completed"],
+        "result": json_dumps(fields["result"]),
+        "message": fields["message"],
+        "error_code": None if code is None else code.value,
+        "error_message": fields["error_message"],
+        "started_at": dt_to_db(fields["started_at"]),
+        "finished_at": dt_to_db(fields["finished_at"]),
+        "duration_ms": fields["duration_ms"],
     }
 
 

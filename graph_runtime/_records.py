@@ -6,7 +6,7 @@ a step's bookkeeping, and pydantic's ``model_construct`` costs more still (it re
 field by field in Python). These constructors set the instance dict directly, as
 ``model_construct`` does, so the result is equal to a validated instance field for field.
 
-:func:`new_step` first checks what validation would check (exact types, ranges and the
+:func:`record_of` first checks what validation would check (exact types, ranges and the
 model's consistency rules) and hands anything else to the validating constructor, so a bad
 value still fails, or is coerced, exactly as before.
 """
@@ -22,7 +22,7 @@ from pydantic import BaseModel
 from checkpoints.store import step_row
 from graph_runtime.models import ErrorCode, Event, EventType, TaskStatus, TaskStepResult
 
-__all__ = ["new_event", "new_step", "step_parts", "step_view"]
+__all__ = ["new_event", "record_of", "step_parts", "step_values", "step_view"]
 
 _M = TypeVar("_M", bound=BaseModel)
 _setattr = object.__setattr__
@@ -50,7 +50,7 @@ def new_event(
     )
 
 
-def new_step(
+def step_values(
     *,
     step: str,
     result: Any,
@@ -66,17 +66,15 @@ def new_step(
     started_at: dt.datetime,
     finished_at: dt.datetime,
     duration_ms: float,
-) -> TaskStepResult:
-    """A step record; validated only when a value is not what validation would accept as is.
+) -> dict[str, Any]:
+    """A step record's field values, in the model's field order, ``completed`` derived.
 
-    ``completed`` is derived from ``status``, as the model requires.
+    A validated instance's dict has that order too (and ``repr`` shows it).
     """
-    completed = status == TaskStatus.COMPLETED  # a plain "completed" is validated below
-    # The field order of the model: a validated instance's dict has it too (and repr shows it).
-    values = {
+    return {
         "step": step,
         "result": result,
-        "completed": completed,
+        "completed": status == TaskStatus.COMPLETED,  # a plain "completed" is validated
         "message": message,
         "status": status,
         "error_code": error_code,
@@ -90,136 +88,84 @@ def new_step(
         "finished_at": finished_at,
         "duration_ms": duration_ms,
     }
-    trusted = (
-        type(step) is str
-        and type(message) is str
-        and type(status) is TaskStatus
-        and type(run_id) in _OPTIONAL_STR
-        and type(task_id) in _OPTIONAL_STR
-        and type(node_type) in _OPTIONAL_STR
-        and type(seq) is int
-        and seq >= 1
-        and type(attempt) is int
-        and attempt >= 1
-        and type(started_at) is dt.datetime
-        and type(finished_at) is dt.datetime
-        and type(duration_ms) is float
-        and duration_ms >= 0
-        # The model's consistency rules (TaskStepResult._consistent).
-        and (
-            (error_code is None and error_message is None)
-            or (type(error_code) is ErrorCode and type(error_message) is str and not completed)
-        )
-    )
-    if trusted:
+
+
+def record_of(values: dict[str, Any]) -> TaskStepResult:
+    """The record of :func:`step_values`, validated only when a value needs it.
+
+    That is, when a value is not one validation would accept as is: a bad value still
+    fails, or is coerced, exactly as validation would do.
+    """
+    if _exact(values):
         return _construct(TaskStepResult, values)
     return TaskStepResult(**values)
 
 
-def step_parts(
-    run_id: str,
-    *,
-    step: str,
-    result: Any,
-    status: TaskStatus,
-    message: str,
-    error_code: ErrorCode | None,
-    error_message: str | None,
-    seq: int,
-    task_id: str | None,
-    node_type: str | None,
-    attempt: int,
-    started_at: dt.datetime,
-    finished_at: dt.datetime,
-    duration_ms: float,
-    row: bool = True,
-) -> tuple[dict[str, Any], dict[str, Any] | None] | None:
-    """``step_view(record)`` and ``step_to_row(run_id, record)`` of a record never built.
-
-    A run's recorder needs only these two of each step it records. None unless every value
-    is one :func:`new_step` would take as is and :func:`step_view` would pass through
-    (then the caller builds the record and takes the long way). ``row=False``: no row.
-    """
-    if not (
-        type(step) is str
-        and type(message) is str
-        and type(status) is TaskStatus
-        and type(task_id) in _OPTIONAL_STR
-        and type(node_type) in _OPTIONAL_STR
+def _exact(values: dict[str, Any]) -> bool:
+    # Exact types and ranges, and the model's consistency rules (TaskStepResult._consistent).
+    seq, attempt, duration = values["seq"], values["attempt"], values["duration_ms"]
+    code, error = values["error_code"], values["error_message"]
+    return (
+        type(values["step"]) is str
+        and type(values["message"]) is str
+        and type(values["status"]) is TaskStatus
+        and type(values["run_id"]) in _OPTIONAL_STR
+        and type(values["task_id"]) in _OPTIONAL_STR
+        and type(values["node_type"]) in _OPTIONAL_STR
         and type(seq) is int
         and seq >= 1
         and type(attempt) is int
         and attempt >= 1
-        and type(started_at) is dt.datetime
-        and started_at.tzinfo is dt.UTC
-        and type(finished_at) is dt.datetime
-        and finished_at.tzinfo is dt.UTC
-        and type(duration_ms) is float
-        and duration_ms >= 0
+        and type(values["started_at"]) is dt.datetime
+        and type(values["finished_at"]) is dt.datetime
+        and type(duration) is float
+        and duration >= 0
         and (
-            (error_code is None and error_message is None)
-            or (
-                type(error_code) is ErrorCode
-                and type(error_message) is str
-                and status is not TaskStatus.COMPLETED
-            )
+            (code is None and error is None)
+            or (type(code) is ErrorCode and type(error) is str and not values["completed"])
         )
-        and _plain(result, 0)
-    ):
-        return None
-    view = {
-        "step": step,
-        "result": _copy(result),
-        "completed": status is TaskStatus.COMPLETED,
-        "message": message,
-        "status": status.value,
-        "error_code": None if error_code is None else error_code.value,
-        "error_message": error_message,
-        "run_id": run_id,
-        "seq": seq,
-        "task_id": task_id,
-        "node_type": node_type,
-        "attempt": attempt,
-        "started_at": _iso(started_at),
-        "finished_at": _iso(finished_at),
-        "duration_ms": duration_ms,
-    }
-    if not row:
-        return view, None
-    return view, step_row(
-        run_id,
-        seq=seq,
-        task_id=task_id,
-        attempt=attempt,
-        step=step,
-        node_type=node_type,
-        status=status,
-        result=result,
-        message=message,
-        error_code=error_code,
-        error_message=error_message,
-        started_at=started_at,
-        finished_at=finished_at,
-        duration_ms=duration_ms,
     )
 
 
+def step_parts(
+    values: dict[str, Any], *, row: bool = True
+) -> tuple[dict[str, Any], dict[str, Any] | None] | None:
+    """``step_view(record)`` and ``step_to_row(run_id, record)`` of a record never built.
+
+    ``values``: :func:`step_values` with a ``run_id``. A run's recorder needs only these two
+    of each step it records. None unless :func:`record_of` would take every value as is and
+    :func:`step_view` would pass each through (the caller then builds the record).
+    ``row=False``: no row.
+    """
+    if not (_exact(values) and _passes_through(values)):
+        return None
+    return _view(values), step_row(values["run_id"], values) if row else None
+
+
 def step_view(record: TaskStepResult) -> dict[str, Any]:
-    """``record.dict()``, built directly for the records :func:`new_step` makes.
+    """``record.dict()``, built directly for the records :func:`record_of` makes.
 
     Every step event carries one, and pydantic's serializer costs more than the rest of
     the event. Taken only when each value is one the serializer would pass through as is
     (plain JSON data, finite floats, UTC timestamps); anything else goes to ``dict()``.
     """
     values = record.__dict__
-    result = values["result"]
-    started, finished = values["started_at"], values["finished_at"]
-    if not (_plain(result, 0) and _utc(started) and _utc(finished)):
+    if not _passes_through(values):
         return record.dict()
+    return _view(values)
+
+
+def _passes_through(values: dict[str, Any]) -> bool:
+    return (
+        _plain(values["result"], 0) and _utc(values["started_at"]) and _utc(values["finished_at"])
+    )
+
+
+def _view(values: dict[str, Any]) -> dict[str, Any]:
     code = values["error_code"]
     return {
         "step": values["step"],
-        "result": _copy(result),
+        "result": _copy(values["result"]),
         "completed": values["completed"],
         "message": values["message"],
         "status": values["status"].value,
@@ -230,8 +176,8 @@ def step_view(record: TaskStepResult) -> dict[str, Any]:
         "task_id": values["task_id"],
         "node_type": values["node_type"],
         "attempt": values["attempt"],
-        "started_at": _iso(started),
-        "finished_at": _iso(finished),
+        "started_at": _iso(values["started_at"]),
+        "finished_at": _iso(values["finished_at"]),
         "duration_ms": values["duration_ms"],
     }
 

@@ -32,7 +32,7 @@ from langchain_core.messages import AIMessage
 from checkpoints.store import LogRecord, RecordRows, event_to_row, step_to_row
 from graph_runtime import failpoints
 from graph_runtime._durable import DurableWrites, EventSink, PersistFn
-from graph_runtime._records import new_event, new_step, step_parts, step_view
+from graph_runtime._records import new_event, record_of, step_parts, step_values, step_view
 from graph_runtime.expressions import to_view
 from graph_runtime.models import ErrorCode, Event, EventType, TaskStatus, TaskStepResult, utcnow
 from graph_runtime.state_machine import check_transition
@@ -300,27 +300,28 @@ class EventRecorder:
         if status is None:
             status = TaskStatus.COMPLETED if error_code is None else TaskStatus.FAILED
         self._seq += 1
-        fields: dict[str, Any] = {
-            "step": node_id,
-            "result": result,
-            "status": status,
-            "message": message or _default_message(node_id, status, error_code),
-            "error_code": error_code,
-            "error_message": error_message if error_code is not None else None,
-            "seq": self._seq,
-            "task_id": task_id,
-            "node_type": node_type,
-            "attempt": attempt,
-            "started_at": started_at,
-            "finished_at": finished,
-            "duration_ms": round((finished - started_at).total_seconds() * 1000, 3),
-        }
+        values = step_values(
+            step=node_id,
+            result=result,
+            status=status,
+            message=message or _default_message(node_id, status, error_code),
+            error_code=error_code,
+            error_message=error_message if error_code is not None else None,
+            run_id=self.run_id,
+            seq=self._seq,
+            task_id=task_id,
+            node_type=node_type,
+            attempt=attempt,
+            started_at=started_at,
+            finished_at=finished,
+            duration_ms=round((finished - started_at).total_seconds() * 1000, 3),
+        )
         persist = self.persist is not None
         # The event data and the row, without a record (the common case), unless the
         # record is kept or a value needs validating.
-        parts = None if self.keep_steps else step_parts(self.run_id, **fields, row=persist)
+        parts = None if self.keep_steps else step_parts(values, row=persist)
         if parts is None:
-            record = new_step(run_id=self.run_id, **fields)
+            record = record_of(values)
             completed = record.completed
             if self.keep_steps:
                 self.steps.append(record)
@@ -328,7 +329,7 @@ class EventRecorder:
             row = step_to_row(self.run_id, record) if persist else None
         else:
             view, row = parts
-            completed = status is TaskStatus.COMPLETED
+            completed = values["completed"]
         # Tool calls (``node.tool``) and subgraph steps (``node/child``) are inside a step
         # that counts on its own; counting them too would overshoot the progress.
         if completed and "." not in node_id and "/" not in node_id:

@@ -1,14 +1,13 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
 
 import pydantic
 import pytest
 
 import graph_runtime
 from checkpoints.store import step_to_row
-from graph_runtime._records import new_event, new_step, step_parts, step_view
+from graph_runtime._records import new_event, record_of, step_parts, step_values, step_view
 from graph_runtime.errors import (
     GraphRuntimeError,
     InvalidTransition,
@@ -202,7 +201,7 @@ def _step_fields(**over: object) -> dict[str, object]:
 )
 def test_unvalidated_step_records_equal_validated_ones(over: dict[str, object]) -> None:
     fields = _step_fields(**over)
-    fast = new_step(**fields)  # type: ignore[arg-type]
+    fast = record_of(step_values(**fields))  # type: ignore[arg-type]
     checked = TaskStepResult(**fields, completed=fields["status"] is TaskStatus.COMPLETED)
     assert fast == checked and repr(fast) == repr(checked)
     assert fast.dict() == checked.dict() and TaskStepResult.from_dict(fast.dict()) == checked
@@ -225,11 +224,11 @@ def test_unvalidated_step_records_equal_validated_ones(over: dict[str, object]) 
 )
 def test_step_records_the_fast_path_cannot_trust_are_validated(over: dict[str, object]) -> None:
     with pytest.raises(pydantic.ValidationError):
-        new_step(**_step_fields(**over))  # type: ignore[arg-type]
+        record_of(step_values(**_step_fields(**over)))  # type: ignore[arg-type]
 
 
 def test_a_value_validation_would_coerce_is_coerced() -> None:
-    record = new_step(**_step_fields(duration_ms=2, status="completed"))  # type: ignore[arg-type]
+    record = record_of(step_values(**_step_fields(duration_ms=2, status="completed")))  # type: ignore[arg-type]
     assert record.duration_ms == 2.0 and type(record.duration_ms) is float
     assert record.status is TaskStatus.COMPLETED and record.completed
 
@@ -254,7 +253,7 @@ def test_a_value_validation_would_coerce_is_coerced() -> None:
     ],
 )
 def test_step_view_is_the_records_dict(over: dict[str, object]) -> None:
-    record = new_step(**_step_fields(**over))  # type: ignore[arg-type]
+    record = record_of(step_values(**_step_fields(**over)))  # type: ignore[arg-type]
     view = step_view(record)
     assert view == record.dict() and list(view) == list(record.dict())
     if isinstance(record.result, dict):
@@ -298,16 +297,16 @@ def test_step_parts_are_the_view_and_row_of_the_record(
     over: dict[str, object], short: bool
 ) -> None:
     fields = _step_fields(**over)
-    given: dict[str, Any] = {k: v for k, v in fields.items() if k != "run_id"}
-    parts = step_parts("r1", **given)
+    values = step_values(**fields)  # type: ignore[arg-type]
+    parts = step_parts(values)
     assert (parts is not None) is short
     if parts is None:
         return
-    record = new_step(**fields)  # type: ignore[arg-type]
+    record = record_of(step_values(**fields))  # type: ignore[arg-type]
     view, row = parts
     assert view == step_view(record) and list(view) == list(record.dict())
     assert row == step_to_row("r1", record)
-    assert step_parts("r1", **given, row=False) == (view, None)
+    assert step_parts(values, row=False) == (view, None)
 
 
 def test_unvalidated_events_equal_validated_ones() -> None:
