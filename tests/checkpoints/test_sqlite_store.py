@@ -17,7 +17,7 @@ import pytest
 from helpers.store_records import create, write_lock_held
 
 from checkpoints import migrate as migrate_module
-from checkpoints.migrate import Migration, load_migrations, migrate
+from checkpoints.migrate import CREATE_MIGRATIONS_TABLE, Migration, load_migrations, migrate
 from checkpoints.sqlite import SqliteRunStore
 from checkpoints.store import LogRecord
 from graph_runtime.errors import RunNotFound, StoreError
@@ -35,9 +35,8 @@ EXPECTED_SCHEMA = {
     ("table", "events"),
     ("index", "sqlite_autoindex_events_1"),
     ("table", "steps"),
-    ("index", "steps_task_attempt"),
+    ("index", "steps_run_task_attempt"),
     ("index", "steps_untasked_seq"),
-    ("index", "steps_run_seq"),
     ("table", "logs"),
     ("index", "logs_run_id"),
     ("table", "threads"),
@@ -239,7 +238,66 @@ async def test_migrations_make_the_expected_schema_and_leave_other_tables(db: Pa
         assert conn.execute("PRAGMA user_version").fetchone()[0] == 7
         applied = conn.execute("SELECT version, name FROM graph_runtime_migrations").fetchall()
     conn.close()
-    assert applied == [(1, "0001_init.sql"), (2, "0002_threads.sql"), (3, "0003_write_probe.sql")]
+    assert applied == [
+        (1, "0001_init.sql"),
+        (2, "0002_threads.sql"),
+        (3, "0003_write_probe.sql"),
+        (4, "0004_steps_one_index.sql"),
+    ]
+
+
+async def test_steps_recorded_before_0004_keep_their_keys_after_it(db: Path) -> None:
+    # A database at version 3, with a run and its steps (tasked and untasked).
+    db.parent.mkdir(parents=True)
+    conn = sqlite3.connect(db, isolation_level=None)
+    try:
+        for migration in load_migrations()[:3]:
+            conn.execute("BEGIN")
+            for statement in migration.statements():
+                conn.execute(statement)
+            conn.execute("COMMIT")
+        conn.execute(CREATE_MIGRATIONS_TABLE)
+        for m in load_migrations()[:3]:
+            conn.execute(
+                "INSERT INTO graph_runtime_migrations VALUES (?, ?, ?, 'x')",
+                (m.version, m.name, m.checksum),
+            )
+        conn.execute(
+            "INSERT INTO runs (run_id, workflow_id, thread_id, status, priority, input,"
+            " created_at, updated_at) VALUES ('r', 'w', 'r', 'running', 5, '{}', 'x', 'x')"
+        )
+        for seq, task in ((1, "t1"), (2, None), (3, "t2")):
+            conn.execute(
+                "INSERT INTO steps (run_id, seq, task_id, attempt, step, status, completed,"
+                " message) VALUES ('r', ?, ?, 1, 's', 'completed', 1, 'm')",
+                (seq, task),
+            )
+    finally:
+        conn.close()
+    async with SqliteRunStore.open(db) as store:
+        assert [(s.seq, s.task_id) for s in await store.steps("r")] == [
+            (1, "t1"),
+            (2, None),
+            (3, "t2"),
+        ]
+        assert await store.step_keys("r") == {("t1", 1), ("t2", 1)}
+        assert await store.last_step_seq("r") == 3
+        # The same keys are still refused: a replayed task attempt, a taken untasked seq.
+        await store.record(
+            "r",
+            steps=[
+                TaskStepResult(step="again", task_id="t1", attempt=1, seq=9),
+                TaskStepResult(step="again", seq=2),
+                TaskStepResult(step="new", task_id="t1", attempt=2, seq=4),
+            ],
+        )
+        assert [(s.seq, s.step) for s in await store.steps("r")] == [
+            (1, "s"),
+            (2, "s"),
+            (3, "s"),
+            (4, "new"),
+        ]
+    assert schema(db) == EXPECTED_SCHEMA
 
 
 async def test_rerunning_migrate_is_a_no_op(db: Path) -> None:
