@@ -29,6 +29,7 @@ __all__ = [
     "json_loads",
     "log_level_no",
     "record_rows",
+    "step_event_from_row",
     "step_from_row",
     "step_row",
     "step_to_row",
@@ -161,8 +162,12 @@ def step_to_row(run_id: str, step: TaskStepResult) -> dict[str, Any]:
     return step_row(run_id, step.__dict__)
 
 
-def step_row(run_id: str, fields: Mapping[str, Any]) -> dict[str, Any]:
-    """The ``steps`` row of a step record's field values (``TaskStepResult.__dict__``)."""
+def step_row(run_id: str, fields: Mapping[str, Any], event_id: int | None = None) -> dict[str, Any]:
+    """The ``steps`` row of a step record's field values (``TaskStepResult.__dict__``).
+
+    ``event_id``: the id of the step's event, when the row stands for the event too (the
+    events table then has no row for it; :func:`step_event_from_row` rebuilds it).
+    """
     code = fields["error_code"]
     return {
         "run_id": run_id,
@@ -180,7 +185,23 @@ def step_row(run_id: str, fields: Mapping[str, Any]) -> dict[str, Any]:
         "started_at": dt_to_db(fields["started_at"]),
         "finished_at": dt_to_db(fields["finished_at"]),
         "duration_ms": fields["duration_ms"],
+        "event_id": event_id,
     }
+
+
+def step_event_from_row(row: Mapping[str, Any]) -> Event:
+    """The event of a step whose ``steps`` row holds it (``id``: the event's id).
+
+    As the recorder published it: its data is the record, its time the record's
+    ``finished_at``.
+    """
+    return Event(
+        run_id=row["run_id"],
+        id=int(row["id"]),
+        type=EventType.STEP,
+        data=step_from_row(row).dict(),
+        created_at=dt_required(row["finished_at"]),
+    )
 
 
 def record_rows(

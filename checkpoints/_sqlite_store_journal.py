@@ -117,7 +117,8 @@ class JournalKeeper:
                 ops.insert_records(
                     conn,
                     events=entry.get("events", []),
-                    steps=entry.get("steps", []),
+                    # A step journaled before 0005 has no event_id: its event row has it.
+                    steps=[{"event_id": None, **r} for r in entry.get("steps", [])],
                     logs=entry.get("logs", []),
                 )
             except sqlite3.Error as exc:

@@ -166,12 +166,16 @@ def load_run(conn: sqlite3.Connection, run_id: str) -> RunRecord:
 
 
 def _insert_event(conn: sqlite3.Connection, row: Row) -> None:
+    taken = f"event {row['id']} of run {row['run_id']!r} already exists"
+    # A step's event is stored in its steps row (see 0005_step_events_in_steps.sql).
+    if conn.execute(sql.SELECT_STEP_EVENT, (row["run_id"], row["id"])).fetchone() is not None:
+        raise ConflictError(taken)
     try:
         conn.execute(sql.INSERT_EVENT, row)
     except sqlite3.IntegrityError as exc:
         if "UNIQUE" not in str(exc):
             raise
-        raise ConflictError(f"event {row['id']} of run {row['run_id']!r} already exists") from exc
+        raise ConflictError(taken) from exc
 
 
 def create_run(conn: sqlite3.Connection, row: RunRow, event_row: Row) -> tuple[RunRecord, bool]:

@@ -40,6 +40,7 @@ __all__ = [
     "SELECT_RUN",
     "SELECT_RUN_STATUS",
     "SELECT_STEPS",
+    "SELECT_STEP_EVENT",
     "SELECT_STEP_KEYS",
     "SELECT_THREAD",
     "SELECT_WORKFLOW_LATEST",
@@ -149,23 +150,40 @@ INSERT_EVENT: LiteralString = (
     " VALUES (:run_id, :id, :type, :data, :created_at)"
 )
 INSERT_EVENT_IDEMPOTENT: LiteralString = INSERT_EVENT + " ON CONFLICT DO NOTHING"
-SELECT_EVENTS_AFTER: LiteralString = (
-    "SELECT * FROM events WHERE run_id = ? AND id > ? ORDER BY id LIMIT ?"
-)
-SELECT_LAST_EVENT_ID: LiteralString = (
-    "SELECT COALESCE(MAX(id), 0) AS id FROM events WHERE run_id = ?"
-)
+# A run's events: the events table, and the steps whose row holds their event (``data`` NULL
+# marks those). One statement, so both are read from the same snapshot: a step event
+# committed after an events row with a lower id is never seen without it.
+SELECT_EVENTS_AFTER: LiteralString = """
+SELECT run_id, id, type, data, created_at, NULL AS seq, NULL AS task_id, NULL AS attempt,
+  NULL AS step, NULL AS node_type, NULL AS status, NULL AS completed, NULL AS result,
+  NULL AS message, NULL AS error_code, NULL AS error_message, NULL AS started_at,
+  NULL AS finished_at, NULL AS duration_ms
+FROM events WHERE run_id = ?1 AND id > ?2
+UNION ALL
+SELECT run_id, event_id, 'step', NULL, finished_at, seq, task_id, attempt, step, node_type,
+  status, completed, result, message, error_code, error_message, started_at, finished_at,
+  duration_ms
+FROM steps WHERE run_id = ?1 AND event_id > ?2
+ORDER BY 2 LIMIT ?3
+"""
+SELECT_STEP_EVENT: LiteralString = "SELECT 1 FROM steps WHERE run_id = ? AND event_id = ?"
+SELECT_LAST_EVENT_ID: LiteralString = """
+SELECT MAX(
+  COALESCE((SELECT MAX(id) FROM events WHERE run_id = ?1), 0),
+  COALESCE((SELECT MAX(event_id) FROM steps WHERE run_id = ?1), 0)
+) AS id
+"""
 
 # ON CONFLICT DO NOTHING (not INSERT OR IGNORE, which would also swallow CHECK and NOT NULL
 # failures) skips only a row whose idempotency key is taken. A NULL seq takes the next number;
 # executemany runs row by row, so each row sees the ones before it.
 INSERT_STEP: LiteralString = """
 INSERT INTO steps (run_id, seq, task_id, attempt, step, node_type, status, completed, result,
-  message, error_code, error_message, started_at, finished_at, duration_ms)
+  message, error_code, error_message, started_at, finished_at, duration_ms, event_id)
 VALUES (:run_id,
   COALESCE(:seq, (SELECT COALESCE(MAX(seq), 0) + 1 FROM steps WHERE run_id = :run_id)),
   :task_id, :attempt, :step, :node_type, :status, :completed, :result, :message, :error_code,
-  :error_message, :started_at, :finished_at, :duration_ms)
+  :error_message, :started_at, :finished_at, :duration_ms, :event_id)
 ON CONFLICT DO NOTHING
 """
 SELECT_STEPS: LiteralString = "SELECT * FROM steps WHERE run_id = ? ORDER BY seq, pk"

@@ -37,7 +37,7 @@ from typing import Any, Literal, LiteralString, TypeVar, cast
 from checkpoints import _sqlite_store_ops as ops
 from checkpoints import _sqlite_store_setup as setup
 from checkpoints import _sqlite_store_sql as sql
-from checkpoints._rows import RecordRows, dt_required, record_rows
+from checkpoints._rows import RecordRows, dt_required, record_rows, step_event_from_row
 from checkpoints._sqlite_faults import is_storage_fault
 from checkpoints._sqlite_store_journal import JournalKeeper
 from checkpoints._sqlite_store_setup import WriterStats, lock_database, unlock_database
@@ -527,7 +527,8 @@ class SqliteRunStore:
 
     async def events_after(self, run_id: str, after: int = 0, limit: int = 1000) -> list[Event]:
         rows = self._read(sql.SELECT_EVENTS_AFTER, (run_id, after, limit))
-        return [event_from_row(r) for r in rows]
+        # A NULL data is a step whose row holds its event.
+        return [step_event_from_row(r) if r["data"] is None else event_from_row(r) for r in rows]
 
     async def last_event_id(self, run_id: str) -> int:
         return int(self._read(sql.SELECT_LAST_EVENT_ID, (run_id,))[0]["id"])

@@ -78,6 +78,7 @@ class EventRecorder:
         self.await_steps = await_steps
         """``settle()`` waits for the commit (else it only queues the write)."""
         self._out_events: list[Event] = []
+        self._out_event_rows: list[dict[str, Any]] = []
         self._out_steps: list[dict[str, Any]] = []  # rows
         self._out_logs: list[dict[str, Any]] = []  # rows
         # Writes queued with the store; each publishes its events once durable.
@@ -105,12 +106,24 @@ class EventRecorder:
 
     # -- events -------------------------------------------------------------------------------
 
-    def emit(self, type_: EventType, data: dict[str, Any]) -> Event:
-        """Create the next event and hand it to the sink."""
+    def emit(
+        self,
+        type_: EventType,
+        data: dict[str, Any],
+        *,
+        at: dt.datetime | None = None,
+        row: bool = True,
+    ) -> Event:
+        """Create the next event (at ``at``, default now) and hand it to the sink.
+
+        ``row=False``: the event is stored by another row (a step's, which holds its id).
+        """
         self._event_id += 1
-        event = _event(self.run_id, self._event_id, type_, data)
+        event = new_event(self.run_id, self._event_id, type_, data, at or utcnow())
         if self.persist is not None or self.publish is not None:
             self._out_events.append(event)
+            if row and self.persist is not None:
+                self._out_event_rows.append(event_to_row(event))
         if self.sink is not None:
             self.sink(event)
         return event
@@ -130,15 +143,15 @@ class EventRecorder:
             writes.raise_failure()
         if self._in_transition or not (self._out_events or self._out_steps or self._out_logs):
             return
-        events, steps, logs = self._out_events, self._out_steps, self._out_logs
-        self._out_events, self._out_steps, self._out_logs = [], [], []
+        events = self._out_events
+        rows = RecordRows(self._out_event_rows, self._out_steps, self._out_logs)
+        self._out_events, self._out_event_rows, self._out_steps, self._out_logs = [], [], [], []
         if writes is None:
             if self.publish is not None:
                 for event in events:
                     self.publish(event)
             return
         # No await from taking the records to queuing them: queue order is id order.
-        rows = RecordRows([event_to_row(e) for e in events], steps, logs)
         writes.queue(events, rows, lazy=lazy, urgent=urgent)
 
     async def settle(self) -> None:
@@ -335,9 +348,14 @@ class EventRecorder:
         if completed and "." not in node_id and "/" not in node_id:
             self.completed_steps += 1
         self.current_node = node_id
+        # The event's time is the record's finished_at, as the store rebuilds it. The fast
+        # path's row stands for the event too; the other writes an events row with the data
+        # as published (a result converted to JSON would not read back the same).
+        event = self.emit(EventType.STEP, view, at=finished, row=parts is None)
         if row is not None:
+            if parts is not None:
+                row["event_id"] = event.id
             self._out_steps.append(row)
-        self.emit(EventType.STEP, view)
 
     # -- LangGraph stream chunks ----------------------------------------------------------------
 

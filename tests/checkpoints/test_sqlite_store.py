@@ -37,6 +37,7 @@ EXPECTED_SCHEMA = {
     ("table", "steps"),
     ("index", "steps_run_task_attempt"),
     ("index", "steps_untasked_seq"),
+    ("index", "steps_run_event"),
     ("table", "logs"),
     ("index", "logs_run_id"),
     ("table", "threads"),
@@ -243,6 +244,7 @@ async def test_migrations_make_the_expected_schema_and_leave_other_tables(db: Pa
         (2, "0002_threads.sql"),
         (3, "0003_write_probe.sql"),
         (4, "0004_steps_one_index.sql"),
+        (5, "0005_step_events_in_steps.sql"),
     ]
 
 

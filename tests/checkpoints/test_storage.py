@@ -6,19 +6,22 @@ import asyncio
 import os
 import signal
 import sys
+from contextlib import AsyncExitStack
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers.store_records import make_run
+from helpers.store_records import create, make_run
 from helpers.workflows import counter
 from langgraph.checkpoint.base import empty_checkpoint
 
 from checkpoints._sqlite_writer import GroupCommitWriter
 from checkpoints.sqlite import SqliteRunStore, lock_database, unlock_database
 from checkpoints.storage import open_runtime_storage
-from graph_runtime.errors import RunNotFound, StoreError
-from graph_runtime.models import Event, EventType, TaskStatus, TaskStepResult
+from graph_runtime.errors import ConflictError, RunNotFound, StoreError
+from graph_runtime.models import ErrorCode, Event, EventType, TaskStatus, TaskStepResult, utcnow
+from graph_runtime.recorder import EventRecorder
 from graph_runtime.runtime import Runtime
 
 STEPS = 6
@@ -70,14 +73,18 @@ async def test_a_superstep_commits_its_step_record_with_its_checkpoint(tmp_path:
         assert response.status is TaskStatus.COMPLETED and response.result == {"count": STEPS}
         used = writer.commits - commits
         steps = await rt.steps("r")
+        stored = await rt.store.events_after("r")
     assert [s.step for s in steps] == [f"n{i}" for i in range(STEPS)]
+    # Each step's event is stored in its steps row, so it commits with the record.
+    assert [e.data["step"] for e in stored if e.type is EventType.STEP] == [
+        f"n{i}" for i in range(STEPS)
+    ]
     with_steps = [t for t in transactions(statements) if any("INTO STEPS" in s for s in t)]
     assert len(with_steps) == STEPS  # one superstep, one transaction
     for transaction in with_steps:
         # ...the one that also holds the task's writes and the checkpoint after them.
         assert any("INTO LG_WRITES" in s for s in transaction)
         assert any("INTO LG_CHECKPOINTS" in s for s in transaction)
-        assert any("INTO EVENTS" in s for s in transaction)
     # A commit per superstep, two for LangGraph's input checkpoints, and the workflow, the
     # run, its start, its end (the end event with the final status).
     assert used <= STEPS + 6, used
@@ -177,3 +184,60 @@ async def test_the_end_event_is_stored_with_the_final_status(tmp_path: Path) -> 
         events = await rt.store.events_after("r")
     assert events[-1].type is EventType.END
     assert events[-2].type is EventType.STATUS and events[-2].data["new"] == "completed"
+
+
+@pytest.mark.parametrize("shared", [True, False], ids=["shared-writer", "own-writer"])
+async def test_step_events_read_back_as_they_were_published(tmp_path: Path, shared: bool) -> None:
+    # A step's event is stored in its steps row unless its result is not plain JSON; either
+    # way the store gives back the event the recorder published, and after every event of
+    # the events table with a lower id.
+    async with open_runtime_storage(tmp_path / "runs.db") as storage:
+        store = storage.store if shared else None
+        async with AsyncExitStack() as stack:
+            if store is None:
+                store = await stack.enter_async_context(SqliteRunStore.open(tmp_path / "own.db"))
+            await create(store, "r")
+            published: list[Event] = []
+            persist = partial(store.queue_records, "r")
+            recorder = EventRecorder(
+                "r", last_event_id=1, persist=persist, publish=published.append, keep_steps=False
+            )
+            started = utcnow()
+            recorder.log("info", "before")
+            recorder.step(
+                node_id="plain",
+                node_type="transform",
+                task_id="t1",
+                attempt=1,
+                started_at=started,
+                result={"n": [1, 2.5, "x", None, True]},
+            )
+            recorder.step(
+                node_id="odd",
+                node_type="transform",
+                task_id="t2",
+                attempt=1,
+                started_at=started,
+                result={"when": started, "pair": (1, 2)},
+            )
+            recorder.step(
+                node_id="failed",
+                node_type="transform",
+                task_id="t3",
+                attempt=1,
+                started_at=started,
+                error_code=ErrorCode.EXECUTION_ERROR,
+                error_message="boom",
+            )
+            recorder.log("info", "after")
+            await recorder.flush()
+            assert [e.id for e in published] == [2, 3, 4, 5, 6]
+            assert await store.events_after("r", 1) == published
+            assert await store.events_after("r", 3, limit=2) == published[2:4]
+            assert await store.last_event_id("r") == 6
+            assert [s.step for s in await store.steps("r")] == ["plain", "odd", "failed"]
+            # An id a step's event holds is taken: a status event cannot have it too.
+            with pytest.raises(ConflictError):
+                await store.transition(
+                    "r", TaskStatus.RUNNING, Event(run_id="r", id=3, type=EventType.STATUS)
+                )
