@@ -248,7 +248,7 @@ async def test_migrations_make_the_expected_schema_and_leave_other_tables(db: Pa
     ]
 
 
-async def test_steps_recorded_before_0004_keep_their_keys_after_it(db: Path) -> None:
+async def test_steps_and_events_recorded_before_0004_read_the_same_after_it(db: Path) -> None:
     # A database at version 3, with a run and its steps (tasked and untasked).
     db.parent.mkdir(parents=True)
     conn = sqlite3.connect(db, isolation_level=None)
@@ -274,9 +274,23 @@ async def test_steps_recorded_before_0004_keep_their_keys_after_it(db: Path) -> 
                 " message) VALUES ('r', ?, ?, 1, 's', 'completed', 1, 'm')",
                 (seq, task),
             )
+        for event_id, kind in ((1, "status"), (2, "step"), (3, "log")):
+            conn.execute(
+                "INSERT INTO events (run_id, id, type, data, created_at)"
+                " VALUES ('r', ?, ?, '{\"n\": 1}', '2026-01-02T03:04:05.000000+00:00')",
+                (event_id, kind),
+            )
     finally:
         conn.close()
     async with SqliteRunStore.open(db) as store:
+        # The events of steps recorded before 0005 are read from the events table as before.
+        events = await store.events_after("r")
+        assert [(e.id, e.type.value, e.data) for e in events] == [
+            (1, "status", {"n": 1}),
+            (2, "step", {"n": 1}),
+            (3, "log", {"n": 1}),
+        ]
+        assert await store.last_event_id("r") == 3
         assert [(s.seq, s.task_id) for s in await store.steps("r")] == [
             (1, "t1"),
             (2, None),
