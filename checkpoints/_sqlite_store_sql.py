@@ -170,7 +170,7 @@ SELECT_STEP_EVENT: LiteralString = "SELECT 1 FROM steps WHERE run_id = ? AND eve
 SELECT_LAST_EVENT_ID: LiteralString = """
 SELECT MAX(
   COALESCE((SELECT MAX(id) FROM events WHERE run_id = ?1), 0),
-  COALESCE((SELECT MAX(event_id) FROM steps WHERE run_id = ?1), 0)
+  COALESCE((SELECT MAX(event_id) FROM steps WHERE run_id = ?1 AND event_id IS NOT NULL), 0)
 ) AS id
 """
 
