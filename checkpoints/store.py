@@ -33,6 +33,7 @@ from checkpoints._rows import (
     step_from_row,
     step_row,
     step_to_row,
+    step_view_of,
 )
 from graph_runtime.models import ErrorCode, Event, TaskResponse, TaskStatus, TaskStepResult, utcnow
 
@@ -59,6 +60,7 @@ __all__ = [
     "step_from_row",
     "step_row",
     "step_to_row",
+    "step_view_of",
 ]
 
 #: Fields that ``transition``/``update_run`` refuse in ``**fields``: identity and the

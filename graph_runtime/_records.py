@@ -14,12 +14,11 @@ value still fails, or is coerced, exactly as before.
 from __future__ import annotations
 
 import datetime as dt
-import math
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
-from checkpoints.store import step_row
+from checkpoints.store import step_row, step_view_of
 from graph_runtime.models import ErrorCode, Event, EventType, TaskStatus, TaskStepResult
 
 __all__ = ["new_event", "record_of", "step_parts", "step_values", "step_view"]
@@ -137,9 +136,12 @@ def step_parts(
     :func:`step_view` would pass each through (the caller then builds the record).
     ``row=False``: no row.
     """
-    if not (_exact(values) and _passes_through(values)):
+    if not _exact(values):
         return None
-    return _view(values), step_row(values["run_id"], values) if row else None
+    view = step_view_of(values)
+    if view is None:
+        return None
+    return view, step_row(values["run_id"], values) if row else None
 
 
 def step_view(record: TaskStepResult) -> dict[str, Any]:
@@ -149,74 +151,5 @@ def step_view(record: TaskStepResult) -> dict[str, Any]:
     the event. Taken only when each value is one the serializer would pass through as is
     (plain JSON data, finite floats, UTC timestamps); anything else goes to ``dict()``.
     """
-    values = record.__dict__
-    if not _passes_through(values):
-        return record.dict()
-    return _view(values)
-
-
-def _passes_through(values: dict[str, Any]) -> bool:
-    return (
-        _plain(values["result"], 0) and _utc(values["started_at"]) and _utc(values["finished_at"])
-    )
-
-
-def _view(values: dict[str, Any]) -> dict[str, Any]:
-    code = values["error_code"]
-    return {
-        "step": values["step"],
-        "result": _copy(values["result"]),
-        "completed": values["completed"],
-        "message": values["message"],
-        "status": values["status"].value,
-        "error_code": None if code is None else code.value,
-        "error_message": values["error_message"],
-        "run_id": values["run_id"],
-        "seq": values["seq"],
-        "task_id": values["task_id"],
-        "node_type": values["node_type"],
-        "attempt": values["attempt"],
-        "started_at": _iso(values["started_at"]),
-        "finished_at": _iso(values["finished_at"]),
-        "duration_ms": values["duration_ms"],
-    }
-
-
-_PLAIN_LEAVES = (str, int, bool, type(None))
-
-
-def _plain(value: Any, depth: int) -> bool:
-    kind = type(value)
-    if kind in _PLAIN_LEAVES:
-        return True
-    if kind is float:
-        return math.isfinite(value)
-    if depth > 64:
-        return False
-    if kind is dict:
-        return all(type(k) is str and _plain(v, depth + 1) for k, v in value.items())
-    if kind is list:
-        return all(_plain(v, depth + 1) for v in value)
-    return False
-
-
-def _copy(value: Any) -> Any:
-    # The serializer returns new containers: a later change to the record's result must not
-    # show in the event.
-    kind = type(value)
-    if kind is dict:
-        return {k: _copy(v) for k, v in value.items()}
-    if kind is list:
-        return [_copy(v) for v in value]
-    return value
-
-
-def _utc(value: Any) -> bool:
-    return value is None or (type(value) is dt.datetime and value.tzinfo is dt.UTC)
-
-
-def _iso(value: dt.datetime | None) -> str | None:
-    if value is None:
-        return None
-    text = value.isoformat()
-    return text[:-6] + "Z"  # "+00:00" as pydantic writes UTC
+    view = step_view_of(record.__dict__)
+    return record.dict() if view is None else view
