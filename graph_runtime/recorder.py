@@ -8,8 +8,10 @@ feeds LangGraph's ``messages`` and ``updates`` chunks to ``on_chunk()``, then ca
 keyed by (task id, attempt): an attempt that is re-executed after a resume is not recorded
 twice.
 
-With a ``persist`` callback (the run store's ``record_nowait``), records are queued with the
-store in event-id order and each event is published once its write committed, in id order.
+With a ``persist`` callback (the run store's ``queue_records``), records are queued with the
+store as rows, in event-id order, and each event is published once its write committed, in
+id order. A step's row holds its event (the store rebuilds the event from it), unless the
+step's result is not plain JSON: that event gets an ``events`` row with the data as published.
 ``settle()`` either waits for the commit (``await_steps``: the store commits apart from the
 checkpointer, so a step record must be durable before LangGraph saves the task's writes) or
 only queues the write (the store commits through the checkpointer's writer, in queue order:
