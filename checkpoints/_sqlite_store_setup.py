@@ -123,21 +123,9 @@ def outcome(result: object, error: BaseException | None) -> BaseException | None
     return error
 
 
-def settle(
-    done: asyncio.Future[Any],
-    on_done: Callable[[BaseException | None], None] | None,
-    result: object,
-    error: BaseException | None,
-) -> None:
+def settle(done: asyncio.Future[Any], result: object, error: BaseException | None) -> None:
     """Resolve a store call's future from its job's outcome (called by the writer)."""
-    error = outcome(result, error)
-    if not done.done():  # else its awaiter was cancelled; the write itself went ahead
-        if error is not None:
-            done.set_exception(error)
-        else:
-            done.set_result(result)
-    if on_done is not None:
-        on_done(error)
+    resolve(done, None, outcome(result, error), result)
 
 
 def report(
@@ -148,15 +136,16 @@ def report(
 
 
 def resolve(
-    done: asyncio.Future[None],
+    done: asyncio.Future[Any],
     on_done: Callable[[BaseException | None], None] | None,
     error: BaseException | None,
+    result: object = None,
 ) -> None:
-    """Resolve ``record_nowait``'s future, then call its caller's ``on_done``."""
-    if not done.done():
+    """Resolve a store call's future (unless its awaiter was cancelled), then ``on_done``."""
+    if not done.done():  # else its awaiter was cancelled; the write itself went ahead
         if error is not None:
             done.set_exception(error)
         else:
-            done.set_result(None)
+            done.set_result(result)
     if on_done is not None:
         on_done(error)

@@ -583,5 +583,5 @@ class SqliteRunStore:
         # "now": the caller waits for the commit, so when nothing of another run is queued
         # it commits at once, on the loop, and the await below does not suspend (as for a
         # lone run's checkpoint); otherwise it joins the next batch.
-        self._submit(ops.job(body, run_id), run_id, partial(setup.settle, done, None), "now")
+        self._submit(ops.job(body, run_id), run_id, partial(setup.settle, done), "now")
         return cast(_T, await done)
