@@ -121,7 +121,7 @@ class EventRecorder:
         ``row=False``: the event is stored by another row (a step's, which holds its id).
         """
         self._event_id += 1
-        event = new_event(self.run_id, self._event_id, type_, data, at or utcnow())
+        event = _event(self.run_id, self._event_id, type_, data, at)
         if self.persist is not None or self.publish is not None:
             self._out_events.append(event)
             if row and self.persist is not None:
@@ -429,10 +429,16 @@ class EventRecorder:
                 self.has_output = True
 
 
-def _event(run_id: str, event_id: int, type_: EventType, data: dict[str, Any]) -> Event:
+def _event(
+    run_id: str,
+    event_id: int,
+    type_: EventType,
+    data: dict[str, Any],
+    at: dt.datetime | None = None,
+) -> Event:
     # Every field is built here with its exact type (id >= 1 from the counter): skip the
     # validation, which costs more than the rest of an event's bookkeeping.
-    return new_event(run_id, event_id, type_, data, utcnow())
+    return new_event(run_id, event_id, type_, data, at or utcnow())
 
 
 def _node_of(namespace: tuple[str, ...]) -> str | None:
