@@ -3,8 +3,10 @@
 Each node becomes one async function that wraps the node type's executor with the node's
 policies: per-attempt timeout (E002), retries with backoff (every attempt a step record,
 exhaustion E005) and ``on_error``. Branching nodes return ``Command(goto=...)`` with
-``destinations`` so the chosen branch is in the step record and in ``draw()``; ``when``
-edges become a router; ``map`` fans out with ``Send``.
+``destinations`` so the chosen branch is in the step record and in ``draw()``. A node's
+``when`` edges are taken by the node too (on its state with its own update applied, as a
+LangGraph router would read it), except where the node routes otherwise: then they become a
+LangGraph router. ``map`` fans out with ``Send``.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from typing import Annotated, Any, TypedDict
 from langchain_core.runnables import RunnableConfig
 from langgraph.cache.base import BaseCache
 from langgraph.cache.memory import InMemoryCache
+from langgraph.channels.base import BaseChannel
+from langgraph.channels.last_value import LastValue
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.config import get_config
 from langgraph.errors import GraphBubbleUp
@@ -210,6 +214,75 @@ class CompiledWorkflow:
         return self.graph.get_graph().draw_mermaid()
 
 
+class _Route:
+    """The ``when``/``else`` edges out of one node: the targets the state picks."""
+
+    __slots__ = ("edges", "src")
+
+    def __init__(self, src: str, edges: list[Edge]) -> None:
+        self.src = src
+        self.edges: list[tuple[Expression | None, int | None, list[str]]] = [
+            (
+                compile_expression(e.when) if e.when is not None else None,
+                e.index,
+                list(e.targets),
+            )
+            for e in edges
+        ]
+
+    @property
+    def destinations(self) -> tuple[str, ...]:
+        return tuple(sorted({t for _, _, targets in self.edges for t in targets}))
+
+    def targets(self, state: Mapping[str, Any], rc: RunContext) -> list[str]:
+        """The targets of the first edge whose condition holds, else of the ``else`` edge."""
+        # Converted as read: `state.count < 10` converts `count`, not the whole state.
+        variables = Scope(
+            public_state(state),
+            {"input": state.get(INPUT_KEY) or {}},
+            {"run": {"id": rc.run_id, "workflow_id": rc.workflow_id, "version": rc.version}},
+        )
+        fallback: list[str] = []
+        for expr, index, targets in self.edges:
+            if expr is None:
+                fallback = targets
+                continue
+            try:
+                hit = expr.evaluate(variables)
+            except ExpressionError as exc:
+                raise exc.located(node_id=self.src, field=f"/edges/{index}/when") from None
+            if hit is True:
+                return targets
+        return fallback
+
+
+class _StateAfter:
+    """A node's state with its own update applied, as a LangGraph conditional edge reads it."""
+
+    __slots__ = ("keys", "reducing")
+
+    def __init__(
+        self, keys: frozenset[str], reducing: Mapping[str, BaseChannel[Any, Any, Any]]
+    ) -> None:
+        self.keys = keys
+        self.reducing = reducing
+        """The public keys with a reducer, by their (unused) channel."""
+
+    def __call__(self, state: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
+        after = dict(state)
+        for key, value in update.items():
+            channel = self.reducing.get(key)
+            if channel is not None:
+                # Through a copy of the key's channel, as LangGraph's fresh read does.
+                current = channel.from_checkpoint(state[key]) if key in state else channel.copy()
+                current.update([value])
+                if current.is_available():
+                    after[key] = current.get()
+            elif key in self.keys:
+                after[key] = value
+        return after
+
+
 class Compiler:
     """Compiles workflow definitions against one checkpointer; caches by content."""
 
@@ -340,14 +413,35 @@ class _Builder:
         builder: StateGraph[Any, Any, Any, Any] = StateGraph(schema, context_schema=RunContext)
         plain, branch_map, routers = self._classify_edges()
         goto_nodes = {n.id for n in self.d.nodes if (n.on_error and n.on_error.action == "route")}
+        # The state a node's `when` edges see: the node's input with its own update applied,
+        # through the keys' reducers (as LangGraph's conditional edges read it).
+        channels: dict[str, Any] = builder.channels
+        reducing = {
+            k: ch
+            for k, ch in channels.items()
+            if k in public_keys and not isinstance(ch, LastValue)
+        }
+        state_after = _StateAfter(frozenset(channels), reducing)
         for node in self.d.nodes:
             pol = _effective(node, self.d.defaults)
             targets = branch_map.get(node.id)
             static_goto = None
             if node.id in goto_nodes:
                 static_goto = tuple(t for e in plain.get(node.id, []) for t in e.targets)
+            # A node's `when` edges are taken in the node itself (Command(goto=...)), unless it
+            # routes otherwise already: one runnable less per step than a LangGraph router.
+            route: _Route | None = None
+            if (
+                node.id in routers
+                and targets is None
+                and static_goto is None
+                and node.id not in self.topo.map_targets
+            ):
+                route = _Route(node.id, routers.pop(node.id))
             destinations: tuple[str, ...] | None = None
-            if targets is not None:
+            if route is not None:
+                destinations = route.destinations
+            elif targets is not None:
                 destinations = tuple(sorted({t for ts in targets.values() for t in ts}))
             elif static_goto is not None:
                 destinations = tuple(
@@ -359,7 +453,7 @@ class _Builder:
                 )
             builder.add_node(
                 node.id,
-                self._node_fn(node, pol, targets, static_goto),
+                self._node_fn(node, pol, targets, static_goto, route, state_after),
                 defer=node.defer,
                 metadata={**(node.metadata or {}), "node_type": node.type},
                 cache_policy=self._cache_policy(pol),
@@ -372,7 +466,7 @@ class _Builder:
                 for t in e.targets:
                     builder.add_edge(src if len(e.sources) == 1 else list(e.sources), t)
         for src, routes in routers.items():
-            builder.add_conditional_edges(src, self._router(src, routes))
+            builder.add_conditional_edges(src, self._router(_Route(src, routes)))
         for m, t in self.topo.map_targets.items():
             builder.add_conditional_edges(m, self._fan(m, t))
         before = sorted(
@@ -441,38 +535,15 @@ class _Builder:
 
         return CachePolicy(key_func=key_func, ttl=pol.cache.ttl)
 
-    def _router(self, src: str, routes: list[Edge]) -> Callable[..., Any]:
-        compiled: list[tuple[Expression | None, int | None, list[str]]] = []
-        for e in routes:
-            expr = compile_expression(e.when) if e.when is not None else None
-            compiled.append((expr, e.index, list(e.targets)))
-
+    def _router(self, route: _Route) -> Callable[..., Any]:
         # async although it never awaits: LangGraph runs a sync router on a worker thread,
         # a thread hop per step for a few microseconds of CEL (nodes evaluate CEL on the loop
         # too).
-        async def route(state: dict[str, Any], runtime: Runtime[RunContext]) -> list[str]:
-            rc = runtime.context
-            # Converted as read: `state.count < 10` converts `count`, not the whole state.
-            variables = Scope(
-                public_state(state),
-                {"input": state.get(INPUT_KEY) or {}},
-                {"run": {"id": rc.run_id, "workflow_id": rc.workflow_id, "version": rc.version}},
-            )
-            fallback: list[str] = []
-            for expr, index, targets in compiled:
-                if expr is None:
-                    fallback = targets
-                    continue
-                try:
-                    hit = expr.evaluate(variables)
-                except ExpressionError as exc:
-                    raise exc.located(node_id=src, field=f"/edges/{index}/when") from None
-                if hit is True:
-                    return targets
-            return fallback
+        async def route_fn(state: dict[str, Any], runtime: Runtime[RunContext]) -> list[str]:
+            return route.targets(state, runtime.context)
 
-        route.__name__ = f"route_{src}"
-        return route
+        route_fn.__name__ = f"route_{route.src}"
+        return route_fn
 
     def _fan(self, map_id: str, target: str) -> Callable[..., Any]:
         after = [t for e in self.topo.outgoing(target) if not e.conditional for t in e.targets]
@@ -494,6 +565,8 @@ class _Builder:
         pol: Policies,
         branch_targets: dict[str, tuple[str, ...]] | None,
         static_goto: tuple[str, ...] | None,
+        route: _Route | None,
+        after: _StateAfter,
     ) -> Callable[..., Any]:
         cls = self.registry.get(node.type)
         extra_vars: frozenset[str] = frozenset()
@@ -516,6 +589,8 @@ class _Builder:
             policies=pol,
             branch_targets=branch_targets,
             static_goto=static_goto,
+            route=route,
+            after=after,
             as_name=as_name,
             models=self.d.models,
         ).__call__
@@ -572,6 +647,8 @@ class _NodeRunner:
         policies: Policies,
         branch_targets: dict[str, tuple[str, ...]] | None,
         static_goto: tuple[str, ...] | None,
+        route: _Route | None,
+        after: _StateAfter,
         as_name: str | None,
         models: Mapping[str, Any],
     ) -> None:
@@ -584,6 +661,8 @@ class _NodeRunner:
         self.on_error = policies.on_error
         self.branch_targets = branch_targets
         self.static_goto = static_goto
+        self.route = route
+        self.after = after
         self.as_name = as_name
 
     async def __call__(self, state: dict[str, Any], runtime: Runtime[RunContext]) -> Any:
@@ -676,7 +755,7 @@ class _NodeRunner:
                     await asyncio.sleep(backoff(self.retry, attempt))
                     continue
                 if self.on_error is not None and self.on_error.action != "fail":
-                    return self._recover()
+                    return self._recover(state, rc)
                 raise error_for_code(code, message) from exc
             result = out.result
             if result is None:
@@ -692,7 +771,7 @@ class _NodeRunner:
                 result=result,
             )
             await recorder.settle()
-            return self._to_langgraph(out)
+            return self._to_langgraph(out, state, rc)
 
     def _goto_for(self, branch: str | None) -> list[str] | None:
         if self.branch_targets is not None and branch is not None:
@@ -708,14 +787,21 @@ class _NodeRunner:
             return list(self.static_goto)
         return None
 
-    def _to_langgraph(self, out: NodeOutput) -> Any:
+    def _to_langgraph(self, out: NodeOutput, state: dict[str, Any], rc: RunContext) -> Any:
         goto = self._goto_for(out.branch)
         update = dict(out.update)
         if goto is None:
-            return update
+            return self._routed(update, state, rc)
         return Command(update=update, goto=goto)
 
-    def _recover(self) -> Any:
+    def _routed(self, update: dict[str, Any], state: dict[str, Any], rc: RunContext) -> Any:
+        # The node's `when` edges, taken after its step is recorded (an E007 here fails the
+        # task as a LangGraph router's would, after the step completed).
+        if self.route is None:
+            return update
+        return Command(update=update, goto=self.route.targets(self.after(state, update), rc))
+
+    def _recover(self, state: dict[str, Any], rc: RunContext) -> Any:
         assert self.on_error is not None
         update = dict(self.on_error.update or {})
         if self.on_error.action == "route" and self.on_error.to:
@@ -723,4 +809,4 @@ class _NodeRunner:
         goto = self.static_goto
         if goto is not None:
             return Command(update=update, goto=list(goto))
-        return update
+        return self._routed(update, state, rc)

@@ -13,6 +13,7 @@ from graph_runtime.config import RuntimeConfig
 from graph_runtime.errors import InputValidationError, WorkflowValidationError
 from graph_runtime.models import ErrorCode, Event, EventType, TaskStatus
 from graph_runtime.runtime import Runtime
+from graph_runtime.sdk import Workflow
 from nodes.base import BaseNode, NodeContext, NodeOutput
 from nodes.registry import NodeRegistry
 
@@ -193,6 +194,83 @@ async def test_when_edges_with_else(rt: Runtime) -> None:
     )
     assert (await rt.run(wf, {"x": 5})).result == {"out": "hi"}
     assert (await rt.run(wf, {"x": 1})).result == {"out": "lo"}
+
+
+def routed_by_state(on_error: dict[str, Any] | None = None) -> dict[str, Any]:
+    bump: dict[str, Any] = {
+        "id": "bump",
+        "type": "transform",
+        "config": {"set": {"total": "2 / state.divisor", "items": "['x']", "tags": "{'b': 1}"}},
+    }
+    if on_error is not None:
+        bump["on_error"] = on_error
+    return doc(
+        [
+            bump,
+            {"id": "hit", "type": "output", "config": {"select": {"via": "'hit'"}}},
+            {"id": "miss", "type": "output", "config": {"select": {"via": "'miss'"}}},
+        ],
+        [
+            {"from": "__start__", "to": "bump"},
+            {
+                "from": "bump",
+                "to": "hit",
+                "when": "state.total == 3 && state.items == ['a', 'x']"
+                " && state.tags == {'a': 1, 'b': 1}",
+            },
+            {"from": "bump", "to": "miss", "else": True},
+        ],
+        state={
+            "divisor": {"type": "integer"},
+            "total": {"type": "integer", "reducer": "add", "default": 1},
+            "items": {"type": "array", "reducer": "append", "default": []},
+            "tags": {"type": "object", "reducer": "merge", "default": {}},
+        },
+    )
+
+
+async def test_when_edges_see_the_update_through_the_reducers(rt: Runtime) -> None:
+    # As a LangGraph router reads it: the node's input with the node's own update applied
+    # through each key's reducer (1 + 2, ['a'] + ['x'], {'a': 1} | {'b': 1}).
+    wf = routed_by_state()
+    data = {"divisor": 1, "items": ["a"], "tags": {"a": 1}}
+    assert (await rt.run(wf, data)).result == {"via": "hit"}
+    assert (await rt.run(wf, {**data, "items": []})).result == {"via": "miss"}
+    assert "bump -.-> hit" in Workflow.from_dict(wf).draw()
+
+
+async def test_when_edges_route_a_recovered_node(rt: Runtime) -> None:
+    wf = routed_by_state({"action": "continue", "update": {"total": 2, "items": ["x"]}})
+    data = {"divisor": 0, "items": ["a"], "tags": {"a": 1, "b": 1}}
+    response = await rt.run(wf, data, run_id="recovered")
+    assert response.result == {"via": "hit"}
+    bump = next(s for s in await rt.steps("recovered") if s.step == "bump")
+    assert bump.error_code is ErrorCode.DSL_EVALUATION_ERROR
+
+
+async def test_a_when_edge_that_fails_at_run_time_fails_the_run_with_e007(rt: Runtime) -> None:
+    wf = doc(
+        [
+            {"id": "start", "type": "input", "config": {}},
+            {"id": "calc", "type": "transform", "config": {"set": {"y": "state.x"}}},
+            {"id": "a", "type": "output", "config": {}},
+            {"id": "b", "type": "output", "config": {}},
+        ],
+        [
+            {"from": "start", "to": "calc"},
+            {"from": "calc", "to": "a", "when": "state.y.size() > 1"},
+            {"from": "calc", "to": "b", "else": True},
+        ],
+    )
+    response = await rt.run(wf, {"x": 5}, run_id="edge-e7")
+    assert response.status is TaskStatus.FAILED
+    assert response.error_code is ErrorCode.DSL_EVALUATION_ERROR
+    assert "/edges/1/when" in (response.error or "")
+    # The node itself completed; the edge out of it failed the run.
+    assert [(s.step, s.status) for s in await rt.steps("edge-e7")] == [
+        ("start", TaskStatus.COMPLETED),
+        ("calc", TaskStatus.COMPLETED),
+    ]
 
 
 MAP_LOOP = doc(
