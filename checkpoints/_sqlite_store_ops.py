@@ -178,14 +178,17 @@ def _insert_event(conn: sqlite3.Connection, row: Row) -> None:
         raise ConflictError(taken) from exc
 
 
-def create_run(conn: sqlite3.Connection, row: RunRow, event_row: Row) -> tuple[RunRecord, bool]:
-    """Insert the run and its first event; ``(existing, False)`` when the id is taken."""
+def create_run(
+    conn: sqlite3.Connection, row: RunRow, event_rows: list[Row]
+) -> tuple[RunRecord, bool]:
+    """Insert the run and its first events; ``(existing, False)`` when the id is taken."""
     cursor = conn.execute(sql.INSERT_RUN, row)
     if cursor.rowcount == 0:
         # The id is an idempotency key: a repeated create returns the first run and writes
         # nothing. Jobs run one at a time on the writer connection, so exactly one wins.
         return load_run(conn, row["run_id"]), False
-    _insert_event(conn, event_row)
+    for event_row in event_rows:
+        _insert_event(conn, event_row)
     return RunRecord.from_row(row), True
 
 

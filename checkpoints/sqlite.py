@@ -285,11 +285,17 @@ class SqliteRunStore:
 
     # -- runs ------------------------------------------------------------------------------
 
-    async def create_run(self, run: RunRecord, event: Event) -> tuple[RunRecord, bool]:
-        if run.status is not TaskStatus.PENDING:
-            raise ValueError(f"a new run must be pending, not {run.status.value}")
-        ops.check_run_id(run.run_id, [event])
-        body = partial(ops.create_run, row=run.to_row(), event_row=event_to_row(event))
+    async def create_run(
+        self, run: RunRecord, event: Event, *, started: Event | None = None
+    ) -> tuple[RunRecord, bool]:
+        wanted = TaskStatus.PENDING if started is None else TaskStatus.RUNNING
+        if run.status is not wanted:
+            raise ValueError(f"a new run must be {wanted.value}, not {run.status.value}")
+        events = [event] if started is None else [event, started]
+        ops.check_run_id(run.run_id, events)
+        body = partial(
+            ops.create_run, row=run.to_row(), event_rows=[event_to_row(e) for e in events]
+        )
         stored, created = await self._write(body, run.run_id)
         self._threads[stored.run_id] = stored.thread_id
         return stored, created

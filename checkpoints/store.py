@@ -377,8 +377,15 @@ class RunStore(Protocol):
         """The stored versions of a workflow, ascending (empty if none)."""
         ...
 
-    async def create_run(self, run: RunRecord, event: Event) -> tuple[RunRecord, bool]:
-        """Insert a pending run and its first event; ``(existing, False)`` if the id exists."""
+    async def create_run(
+        self, run: RunRecord, event: Event, *, started: Event | None = None
+    ) -> tuple[RunRecord, bool]:
+        """Insert a pending run and its first event; ``(existing, False)`` if the id exists.
+
+        ``started``: the run starts at once: it is inserted ``running`` (owned, first attempt)
+        and ``started`` (its ``pending`` → ``running`` event) follows ``event``, in the same
+        transaction: one commit where a pending run and its start take two.
+        """
         ...
 
     async def get_run(self, run_id: str) -> RunRecord:

@@ -95,6 +95,8 @@ class RunManager:
         self._definitions: dict[tuple[str, int | None], WorkflowDefinition] = {}
         self._dispatcher: asyncio.Task[None] | None = None
         self._closing = False
+        # Runs being created to start at once: their worker slots are taken already.
+        self._starting = 0
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -188,18 +190,24 @@ class RunManager:
                     delay_seconds=None,
                 )
             metadata[LAUNCH_KEY] = launch.to_dict()
+        # A run on a new thread of its own starts at once when a worker is free and no run
+        # waits for one: it is stored running, its start in the same commit as its creation.
+        at_once = launch is None and thread_id in (None, run_id) and self._free_worker()
         record = RunRecord(
             run_id=run_id,
             workflow_id=workflow_id,
             workflow_version=version,
             thread_id=thread_id or run_id,
-            status=TaskStatus.PENDING,
+            status=TaskStatus.RUNNING if at_once else TaskStatus.PENDING,
             priority=priority,
             input=dict(input),
             timeout_seconds=timeout_seconds,
             metadata=metadata,
+            owner=self.owner if at_once else None,
+            attempts=1 if at_once else 0,
             created_at=now,
             updated_at=now,
+            started_at=now if at_once else None,
         )
         event = Event(
             run_id=run_id,
@@ -207,12 +215,66 @@ class RunManager:
             type=EventType.STATUS,
             data={"old": None, "new": TaskStatus.PENDING.value, "message": "submitted"},
         )
-        stored, created = await self.store.create_run(record, event)
+        started: Event | None = None
+        if at_once:
+            started = Event(
+                run_id=run_id,
+                id=2,
+                type=EventType.STATUS,
+                data={
+                    "old": TaskStatus.PENDING.value,
+                    "new": TaskStatus.RUNNING.value,
+                    "message": "running",
+                },
+            )
+            self._starting += 1
+        try:
+            stored, created = await self.store.create_run(record, event, started=started)
+        finally:
+            if at_once:
+                self._starting -= 1
+                self._wake.set()  # the slot is a worker's now, or free again
         if created:
             self.bus.publish(event)
-            not_before = launch.not_before if launch is not None else None
-            self._enqueue(run_id, priority, thread_id=record.thread_id, not_before=not_before)
+            if started is not None:
+                failpoints.hit("after_status_write")
+                self.bus.publish(started)
+                self._start_now(stored)
+            else:
+                not_before = launch.not_before if launch is not None else None
+                self._enqueue(run_id, priority, thread_id=record.thread_id, not_before=not_before)
         return stored, created
+
+    def _free_worker(self) -> bool:
+        return (
+            self._dispatcher is not None
+            and not self._closing
+            and len(self._queue) == 0
+            and len(self._tasks) + self._starting < self.max_concurrent_runs
+        )
+
+    def _start_now(self, record: RunRecord) -> None:
+        """Give a run stored running by ``submit`` its worker (no queue, no store read)."""
+        run_id = record.run_id
+        recorder = EventRecorder(
+            run_id,
+            last_event_id=2,
+            # Running in the store; the worker says so once it has started (until then a
+            # control waits for it, see _settled_worker).
+            status=TaskStatus.PENDING,
+            persist=self._persist(run_id),
+            publish=self.bus.publish,
+            keep_steps=False,
+            await_steps=not self.shared_commits,
+        )
+        active = _Active(run_id=run_id, recorder=recorder)
+        self._active[run_id] = active
+        task = asyncio.create_task(
+            self._execute(run_id, _NO_VALUE, (active, record)), name=f"run:{run_id}"
+        )
+        active.task = task
+        self._tasks.add(task)
+        task.add_done_callback(partial(self._finished, run_id))
 
     def _enqueue(
         self,
@@ -229,7 +291,9 @@ class RunManager:
         while True:
             await self._wake.wait()
             self._wake.clear()
-            while len(self._tasks) < self.max_concurrent_runs and not self._closing:
+            while not self._closing and (
+                len(self._tasks) + self._starting < self.max_concurrent_runs
+            ):
                 taken = self._queue.take(self._active.__contains__)
                 if taken is None:
                     break
@@ -462,11 +526,16 @@ class RunManager:
 
     # -- the worker -----------------------------------------------------------------------------
 
-    async def _execute(self, run_id: str, payload: Any) -> None:
+    async def _execute(
+        self, run_id: str, payload: Any, started: tuple[_Active, RunRecord] | None = None
+    ) -> None:
         outages = 0
         while True:
             try:
-                await self._execute_once(run_id, payload, retry=outages > 0)
+                if started is not None and not outages:
+                    await self._execute_started(*started)
+                else:
+                    await self._execute_once(run_id, payload, retry=outages > 0)
                 return
             except StorageOutage as outage:
                 outages += 1
@@ -509,8 +578,32 @@ class RunManager:
         )
         active = _Active(run_id=run_id, recorder=recorder, task=asyncio.current_task())  # type: ignore[arg-type]
         self._active[run_id] = active
+        await self._run(active, record, definition, payload, retry=retry)
+
+    async def _execute_started(self, active: _Active, record: RunRecord) -> None:
+        # A run submit stored running (see _start_now): no step recorded, no checkpoint yet.
         try:
-            await self._drive(active, record, definition, payload, retry=retry)
+            definition = await self._definition_of(record)
+        except BaseException:
+            self._active.pop(record.run_id, None)
+            raise
+        active.recorder.current_status = TaskStatus.RUNNING
+        await self._run(active, record, definition, _NO_VALUE, retry=False, fresh=True)
+
+    async def _run(
+        self,
+        active: _Active,
+        record: RunRecord,
+        definition: WorkflowDefinition,
+        payload: Any,
+        *,
+        retry: bool,
+        fresh: bool = False,
+    ) -> None:
+        run_id = record.run_id
+        recorder = active.recorder
+        try:
+            await self._drive(active, record, definition, payload, retry=retry, fresh=fresh)
         except asyncio.CancelledError:
             if not active.stop_requested:
                 raise  # shutdown: the run stays `running` and is recovered on the next start
@@ -565,7 +658,9 @@ class RunManager:
         payload: Any,
         *,
         retry: bool = False,
+        fresh: bool = False,
     ) -> None:
+        """Run the graph; ``fresh``: the run is known to have no checkpoint yet."""
         recorder = active.recorder
         run_id = record.run_id
         try:
@@ -596,8 +691,10 @@ class RunManager:
             # A pending run on its own thread never reached astream (it goes to running
             # first), so the thread has no checkpoint yet: no need to ask the checkpointer.
             own_thread = record.thread_id == run_id
-            fresh = (record.status is TaskStatus.PENDING and own_thread) or await self._fresh(
-                compiled, config
+            fresh = (
+                fresh
+                or (record.status is TaskStatus.PENDING and own_thread)
+                or await self._fresh(compiled, config)
             )
             await self._start(recorder, record)
             if fresh:

@@ -291,7 +291,11 @@ class Runtime:
         version: int | None = None,
         metadata: Mapping[str, Any] | None = None,
     ) -> RunRecord:
-        """Queue a run in the background; returns it pending. Idempotent on ``run_id``."""
+        """Start a run in the background. Idempotent on ``run_id``.
+
+        Returns it ``running`` when a worker was free and no run waited (its start was
+        stored with it), else ``pending``, queued.
+        """
         input = dict(input or {})
         if not all(isinstance(k, str) for k in input):
             raise InputValidationError("input keys must be strings")

@@ -169,9 +169,39 @@ async def test_twenty_concurrent_creates_of_one_id_make_one_run(store: RunStore)
     assert len(await store.list_runs()) == 1
 
 
+async def test_a_run_created_started_is_running_with_both_events(store: RunStore) -> None:
+    now = utcnow()
+    run = make_run(status=S.RUNNING, owner="me", attempts=1, started_at=now, created_at=now)
+    created, is_new = await store.create_run(
+        run, status_event("run-1", 1, S.PENDING), started=status_event("run-1", 2, S.RUNNING)
+    )
+    assert is_new and created == run == await store.get_run("run-1")
+    events = await store.events_after("run-1")
+    assert [(e.id, e.data["new"]) for e in events] == [(1, "pending"), (2, "running")]
+    await move(store, "run-1", S.COMPLETED)
+    # Created again: the stored run, nothing written.
+    again, is_new = await store.create_run(
+        run, status_event("run-1", 1, S.PENDING), started=status_event("run-1", 2, S.RUNNING)
+    )
+    assert not is_new and again.status is S.COMPLETED
+    assert await store.last_event_id("run-1") == 3
+
+
 async def test_create_run_refuses_bad_input(store: RunStore) -> None:
     with pytest.raises(ValueError, match="pending"):
         await store.create_run(make_run(status=S.RUNNING), status_event("run-1", 1, S.RUNNING))
+    with pytest.raises(ValueError, match="running"):
+        await store.create_run(
+            make_run(),
+            status_event("run-1", 1, S.PENDING),
+            started=status_event("run-1", 2, S.RUNNING),
+        )
+    with pytest.raises(ValueError, match="given for run"):
+        await store.create_run(
+            make_run("a", status=S.RUNNING),
+            status_event("a", 1, S.PENDING),
+            started=status_event("b", 2, S.RUNNING),
+        )
     with pytest.raises(ValueError, match="given for run"):
         await store.create_run(make_run("a"), status_event("b", 1, S.PENDING))
     with pytest.raises(RunNotFound):

@@ -169,3 +169,39 @@ async def test_a_stop_right_after_submit_is_never_refused(rt: Runtime) -> None:
         await rt.stop(f"quick{i}")
         response = await rt.wait(f"quick{i}", timeout=5)
         assert response.status in (TaskStatus.CANCELLED, TaskStatus.STOPPED), response
+
+
+async def test_a_run_with_a_free_worker_is_stored_running_in_one_commit(rt: Runtime) -> None:
+    await rt.save_workflow(SLOW)
+    writer = rt.store._writer  # type: ignore[attr-defined]
+    commits = writer.commits
+    record = await rt.submit("slow", {"seconds": 0, "tag": "now"}, run_id="now")
+    assert writer.commits == commits + 1  # created and started together
+    assert record.status is TaskStatus.RUNNING and record.attempts == 1
+    assert record.owner is not None and record.started_at == record.created_at
+    response = await rt.wait("now", timeout=5)
+    assert response.status is TaskStatus.COMPLETED and response.result == {"tag": "now"}
+    events = await rt.store.events_after("now", 0)
+    statuses = [(e.id, e.data["old"], e.data["new"]) for e in events if e.type is EventType.STATUS]
+    assert statuses[:2] == [(1, None, "pending"), (2, "pending", "running")]
+    assert [s.step for s in await rt.steps("now")] == ["start", "nap", "out"]
+
+
+async def test_concurrent_submits_never_start_more_runs_than_workers(tmp_path: Path) -> None:
+    async with Runtime(tmp_path / "cap.db", max_concurrent_runs=2) as rt:
+        await rt.save_workflow(SLOW)
+        records = await asyncio.gather(
+            *(rt.submit("slow", {"seconds": 0.2, "tag": str(i)}, run_id=f"r{i}") for i in range(6))
+        )
+        started = [r.run_id for r in records if r.status is TaskStatus.RUNNING]
+        assert len(started) <= 2
+        assert all(r.status is TaskStatus.PENDING for r in records if r.run_id not in started)
+        for i in range(6):
+            assert (await rt.wait(f"r{i}", timeout=10)).result == {"tag": str(i)}
+        runs = [await rt.get_run(f"r{i}") for i in range(6)]
+        # Never more than two at once: every run starts after all but one of those before it
+        # ended.
+        spans = sorted((r.started_at, r.finished_at) for r in runs)  # type: ignore[type-var]
+        for i, (start, _) in enumerate(spans):
+            overlapping = sum(1 for s, f in spans[:i] if f > start)  # type: ignore[operator]
+            assert overlapping <= 1, spans
