@@ -154,11 +154,14 @@ async def replay_then_live(
     *,
     is_finished: Callable[[], Awaitable[bool]],
     heartbeat: float = 15.0,
+    page: int | None = None,
 ) -> AsyncIterator[Event | None]:
     """Every event after ``after``: stored ones first, then live ones, no gap, no duplicate.
 
     Yields ``None`` as a heartbeat tick when nothing happened for ``heartbeat`` seconds.
-    Ends after an ``end`` event, or when the subscriber is dropped.
+    Ends after an ``end`` event, or when the subscriber is dropped. ``page``: the most
+    events ``load`` returns at once, if it has such a limit (a shorter batch is then the
+    last one stored, and is not followed by a read that finds nothing).
     """
     # Subscribe before reading the store: an event published between the read and the
     # subscription would otherwise be lost. Duplicates are filtered by id instead.
@@ -173,6 +176,8 @@ async def replay_then_live(
                 yield ev
                 if ev.type is EventType.END and await is_finished():
                     return
+            if page is not None and len(batch) < page:
+                break
         if await is_finished():
             return
         queue = sub.queue

@@ -18,6 +18,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +60,8 @@ _SETTLED = frozenset({TaskStatus.PAUSED, TaskStatus.CRASHED})
 _SETTLED_VALUES = frozenset(s.value for s in TaskStatus if s.is_terminal or s in _SETTLED)
 #: The only events that can tell a waiter its run settled.
 _STATUS_TYPES = frozenset({EventType.STATUS, EventType.END})
+#: Events read from the store at once when a stream replays a run's history.
+_REPLAY_PAGE = 1000
 
 
 class Runtime:
@@ -345,9 +348,10 @@ class Runtime:
             self.bus,
             run_id,
             after,
-            self.store.events_after,
+            partial(self.store.events_after, limit=_REPLAY_PAGE),
             is_finished=lambda: self._finished(run_id),
             heartbeat=self.config.heartbeat_seconds,
+            page=_REPLAY_PAGE,
         )
         async for event in stream:
             if event is None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from graph_runtime.events import EventBus, replay_then_live
 from graph_runtime.models import Event, EventType
 
@@ -74,3 +76,24 @@ async def test_replay_then_live_ticks_only_after_a_quiet_heartbeat() -> None:
         await stream.aclose()
     assert [i for i, _ in got] == [2, 3, 4, 5, 6, 7, None]  # no tick while events flow
     assert got[-1][1] >= got[-2][1] + 0.19  # the tick came a heartbeat after the last one
+
+
+@pytest.mark.parametrize(
+    ("stored", "page", "reads"), [(5, 2, [0, 2, 4]), (4, 2, [0, 2, 4]), (3, None, [0, 3])]
+)
+async def test_replay_reads_pages_until_a_short_one(
+    stored: int, page: int | None, reads: list[int]
+) -> None:
+    events = [event("a", i) for i in range(1, stored + 1)]
+    afters: list[int] = []
+
+    async def load(run_id: str, after: int) -> list[Event]:
+        afters.append(after)
+        return [e for e in events if e.id > after][: page or None]
+
+    async def finished() -> bool:
+        return True
+
+    stream = replay_then_live(EventBus(), "a", 0, load, is_finished=finished, page=page)
+    assert [e.id async for e in stream if e is not None] == list(range(1, stored + 1))
+    assert afters == reads  # a short page is the last: no read that finds nothing after it
