@@ -98,7 +98,7 @@ def job(body: Callable[[sqlite3.Connection], _T], run_id: str = "") -> WriteFn:
     return run
 
 
-def record_job(body: Callable[[sqlite3.Connection], None], run_id: str) -> WriteFn:
+def record_job(body: Callable[[sqlite3.Connection], None], run_id: str, *, rows: int) -> WriteFn:
     """Like :func:`job`, for a body that only inserts rows, without the savepoint.
 
     A record write nearly never fails, and a savepoint costs two statements in every
@@ -107,7 +107,8 @@ def record_job(body: Callable[[sqlite3.Connection], None], run_id: str) -> Write
     (:func:`job_error`), and the writer rolls the whole batch back and runs each of its
     operations again, each in a transaction of its own; run alone, this one then fails
     alone. A storage fault, or a transaction SQLite already ended, escapes unchanged (the
-    writer fails the batch, and the store journals the write).
+    writer fails the batch, and the store journals the write). ``rows``: how many rows the
+    body inserts; one is a single statement, and the job is marked ``atomic``.
     """
 
     def run(conn: sqlite3.Connection) -> None:
@@ -121,6 +122,7 @@ def record_job(body: Callable[[sqlite3.Connection], None], run_id: str) -> Write
                 raise
             raise error from exc
 
+    run.atomic = rows == 1  # type: ignore[attr-defined]
     return run
 
 

@@ -56,7 +56,10 @@ from checkpoints._sqlite_wal import WalCheckpointer
 logger = logging.getLogger(__name__)
 
 WriteFn = Callable[[sqlite3.Connection], object]
-"""One operation: runs its statements on the writer connection, inside a transaction."""
+"""One operation: runs its statements on the writer connection, inside a transaction.
+
+An operation with a true ``atomic`` attribute runs one statement that changes nothing when
+it fails (:func:`run_taken` then runs it without a savepoint)."""
 
 OnDone = Callable[[object, BaseException | None], None]
 """``(result, error)`` of an operation, called on its loop's thread as soon as it completed."""
@@ -767,6 +770,19 @@ def run_taken(conn: sqlite3.Connection, ops: list[_Op]) -> None:
     user's too: it propagates.
     """
     if not ops:
+        return
+    if len(ops) == 1 and getattr(ops[0].fn, "atomic", False):
+        # One statement, which fails whole or not at all: no savepoint needed to take it
+        # back (two statements less in the other user's transaction).
+        op = ops[0]
+        try:
+            op.result = op.fn(conn)  # type: ignore[misc]
+        except Exception as exc:
+            if is_storage_fault(exc) or not conn.in_transaction:
+                raise
+            op.result = None
+            return
+        op.done = True
         return
     conn.execute("SAVEPOINT graph_runtime_taken")
     try:

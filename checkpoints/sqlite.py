@@ -483,7 +483,7 @@ class SqliteRunStore:
         settle: OnDone = partial(setup.report, on_done)
         if rows:
             body = partial(ops.insert_records, events=rows[0], steps=rows[1], logs=rows[2])
-            fn = ops.record_job(body, run_id)
+            fn = ops.record_job(body, run_id, rows=len(rows[0]) + len(rows[1]) + len(rows[2]))
             if self._journal is not None:
                 settle = partial(self._settle_record, run_id, rows, settle)
             self._stats.record_calls += 1

@@ -126,6 +126,29 @@ async def test_a_failing_record_in_the_savers_commit_fails_alone(tmp_path: Path)
         assert await saver.aget_tuple(saved) is not None
 
 
+async def test_a_one_row_record_joins_the_savers_commit_without_a_savepoint(
+    tmp_path: Path,
+) -> None:
+    async with open_runtime_storage(tmp_path / "runs.db", checkpointer="langgraph-sqlite") as st:
+        store, saver = st.store, st.checkpointer
+        await create(store, "r")
+        statements: list[str] = []
+        store._writer._conn.set_trace_callback(statements.append)
+        good = store.record_nowait("r", steps=[step("a")], lazy=True)
+        await saver.aput(CONFIG, empty_checkpoint(), {}, {})
+        await asyncio.wait_for(good, 5)
+        assert any("INTO steps" in s for s in statements)
+        assert not any("SAVEPOINT" in s for s in statements)
+        # Alone and failing: the saver's checkpoint commits, the record fails by itself.
+        ghost = store.record_nowait("ghost", steps=[step("x")], lazy=True)  # no such run
+        saved = await saver.aput(CONFIG, empty_checkpoint(), {}, {})
+        with pytest.raises(RunNotFound):
+            await asyncio.wait_for(ghost, 5)
+        store._writer._conn.set_trace_callback(None)
+        assert await saver.aget_tuple(saved) is not None
+        assert [s.step for s in await store.steps("r")] == ["a"]
+
+
 async def test_another_connections_write_lock_never_blocks_the_loop(tmp_path: Path) -> None:
     db = tmp_path / "runs.db"
     async with open_runtime_storage(db, checkpointer="langgraph-sqlite", busy_timeout=5) as st:
