@@ -167,10 +167,14 @@ def load_run(conn: sqlite3.Connection, run_id: str) -> RunRecord:
     return RunRecord.from_row(row)
 
 
-def _insert_event(conn: sqlite3.Connection, row: Row) -> None:
+def _insert_event(conn: sqlite3.Connection, row: Row, *, new_run: bool = False) -> None:
     taken = f"event {row['id']} of run {row['run_id']!r} already exists"
-    # A step's event is stored in its steps row (see 0005_step_events_in_steps.sql).
-    if conn.execute(sql.SELECT_STEP_EVENT, (row["run_id"], row["id"])).fetchone() is not None:
+    # A step's event is stored in its steps row (see 0005_step_events_in_steps.sql). A run
+    # inserted in this transaction has no steps yet.
+    if (
+        not new_run
+        and conn.execute(sql.SELECT_STEP_EVENT, (row["run_id"], row["id"])).fetchone() is not None
+    ):
         raise ConflictError(taken)
     try:
         conn.execute(sql.INSERT_EVENT, row)
@@ -190,7 +194,7 @@ def create_run(
         # nothing. Jobs run one at a time on the writer connection, so exactly one wins.
         return load_run(conn, row["run_id"]), False
     for event_row in event_rows:
-        _insert_event(conn, event_row)
+        _insert_event(conn, event_row, new_run=True)
     return RunRecord.from_row(row), True
 
 
