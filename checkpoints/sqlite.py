@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import os
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Collection, Sequence
@@ -97,6 +98,10 @@ class SqliteRunStore:
         # the run's thread id as their key (the run id when not known: the runtime uses it
         # as the thread id).
         self._threads: dict[str, str] = {}
+        # workflow id → (content hash, version, created_at) of its latest stored version.
+        # Versions are only ever added, and only by this process (the database is locked
+        # to it), so a head seen or written here stays the latest until we add another.
+        self._heads: dict[str, tuple[str, int, dt.datetime]] = {}
 
     @property
     def stats(self) -> WriterStats:
@@ -127,6 +132,8 @@ class SqliteRunStore:
             busy_timeout_ms: how long a write or a read waits for another connection's lock.
             lock: take the process lock on ``<path>.lock`` (off for tools, tests, and
                 :func:`checkpoints.storage.open_runtime_storage`, which takes it itself).
+                The store assumes no other process writes workflows while it is open: it
+                keeps the latest version of each workflow it saw.
             synchronous: ``NORMAL`` survives a killed process (kill -9); ``FULL`` also
                 survives power loss, at the price of an fsync per commit. Ignored with a
                 shared ``writer``: its connection's setting applies.
@@ -244,19 +251,25 @@ class SqliteRunStore:
     async def put_workflow(
         self, workflow_id: str, definition: dict[str, Any], content_hash: str
     ) -> StoredWorkflow:
-        # Most puts re-save an unchanged definition (every submit of a document does): read
-        # first, and write only when the latest stored version differs. Versions are never
-        # changed once stored, so a matching latest is the answer the write would give.
-        # The definition is not read back: with the same hash it is the one given.
-        latest = self._read(sql.SELECT_WORKFLOW_LATEST_HEAD, (workflow_id,))
-        if latest and latest[0]["content_hash"] == content_hash:
-            head = latest[0]
+        # Most puts re-save an unchanged definition (every submit of a document does): look
+        # at the latest stored version first (known here, or read), and write only when it
+        # differs. Versions are never changed once stored, so a matching latest is the
+        # answer the write would give. The definition is not read back: with the same hash
+        # it is the one given.
+        head = self._heads.get(workflow_id)
+        if head is None:
+            latest = self._read(sql.SELECT_WORKFLOW_LATEST_HEAD, (workflow_id,))
+            if latest:
+                row = latest[0]
+                head = (row["content_hash"], int(row["version"]), dt_required(row["created_at"]))
+                self._heads[workflow_id] = head
+        if head is not None and head[0] == content_hash:
             return StoredWorkflow(
                 workflow_id=workflow_id,
-                version=int(head["version"]),
+                version=head[1],
                 definition=definition,
                 content_hash=content_hash,
-                created_at=dt_required(head["created_at"]),
+                created_at=head[2],
             )
         body = partial(
             ops.put_workflow,
@@ -264,7 +277,9 @@ class SqliteRunStore:
             definition=json_dumps(definition),
             content_hash=content_hash,
         )
-        return await self._write(body)
+        stored = await self._write(body)
+        self._heads[workflow_id] = (stored.content_hash, stored.version, stored.created_at)
+        return stored
 
     async def get_workflow(self, workflow_id: str, version: int | None = None) -> StoredWorkflow:
         if version is None:

@@ -221,6 +221,21 @@ async def test_lock_false_skips_the_lock(db: Path) -> None:
         assert await second.list_runs() == []
 
 
+async def test_resaving_an_unchanged_workflow_reads_nothing(db: Path) -> None:
+    async with SqliteRunStore.open(db) as store:
+        v1 = await store.put_workflow("wf", {"n": 1}, "h1")
+        reads: list[str] = []
+        store._reader.set_trace_callback(reads.append)
+        again = await store.put_workflow("wf", {"n": 1}, "h1")
+        assert (again.version, again.created_at) == (v1.version, v1.created_at) and reads == []
+        v2 = await store.put_workflow("wf", {"n": 2}, "h2")
+        assert v2.version == 2 and (await store.put_workflow("wf", {"n": 2}, "h2")).version == 2
+        assert (await store.put_workflow("wf", {"n": 1}, "h1")).version == 3
+        store._reader.set_trace_callback(None)
+    async with SqliteRunStore.open(db) as store:  # a new process reads the latest once
+        assert (await store.put_workflow("wf", {"n": 1}, "h1")).version == 3
+
+
 # -- migrations -------------------------------------------------------------------------
 
 
