@@ -5,7 +5,9 @@ turns; medians over the repetitions are reported.
 
 * raw: a hand-written ``StateGraph`` (async nodes, ``count + 1``, an async router for the
   loop) on the chosen checkpointer (``FastSqliteSaver`` or ``AsyncSqliteSaver``),
-  durability ``sync``, driven with ``astream(stream_mode="updates")``;
+  durability ``sync``, driven with ``astream(stream_mode="updates")``. Our compiled loop
+  routes inside its node, so the loop is also timed against a raw loop that does too
+  (``Command(goto=...)``, its own line);
 * ours: the same graph as a workflow document (``transform`` nodes, CEL ``state.count + 1``)
   compiled by graph-runtime, with the recorder producing every step record and event. After
   the timing, the bench reads every run's step records and step events back and checks that
@@ -30,6 +32,7 @@ from pathlib import Path
 from typing import Any, TypedDict
 
 from langgraph.graph import END, START, StateGraph
+from langgraph.types import Command
 
 from checkpoints.factory import open_checkpointer
 from graph_runtime.models import EventType
@@ -69,6 +72,19 @@ def raw_loop(n: int) -> StateGraph[Any, Any, Any, Any]:
     g.add_node("step", step)
     g.add_edge(START, "step")
     g.add_conditional_edges("step", again)
+    return g
+
+
+def raw_loop_goto(n: int) -> StateGraph[Any, Any, Any, Any]:
+    """The loop with its routing inside the node (``Command(goto=...)``), as ours compiles it."""
+    g: StateGraph[Any, Any, Any, Any] = StateGraph(RawState)
+
+    async def step(state: RawState) -> Command[str]:
+        count = state.get("count", 0) + 1
+        return Command(update={"count": count}, goto="step" if count < n else END)
+
+    g.add_node("step", step, destinations=("step", END))
+    g.add_edge(START, "step")
     return g
 
 
@@ -184,6 +200,8 @@ async def main() -> None:
         ("linear 10 nodes", raw_linear(10), doc_linear(10), 10, 20 if args.quick else 60),
         ("loop 1000 steps", raw_loop(1000), doc_loop(1000), 1000, 2),
     ]
+    # The loop once more against raw LangGraph routing inside its node, as ours does.
+    goto = raw_loop_goto(1000)
     kind = args.checkpointer
     print(f"checkpointer: {kind}, durability sync, {reps} reps of runs in turn, medians")
     print(f"{'graph':<18}{'raw µs/step':>14}{'ours µs/step':>15}{'ratio':>9}")
@@ -206,6 +224,12 @@ async def main() -> None:
                     timed.setdefault(f"ours/{label}", []).append(ours_us)
                     if label == "same":
                         reads[name].append(read)
+                if name.startswith("loop"):
+                    raw_us, ours_us, _ = await time_pair(
+                        Path(tmp), goto, document, runs, steps, raw_on=kind, ours_on=kind
+                    )
+                    timed.setdefault("raw/goto", []).append(raw_us)
+                    timed.setdefault("ours/goto", []).append(ours_us)
         worst = 0.0
         for name, timed in results.items():
             raw_m = statistics.median(timed["raw/same"])
@@ -222,6 +246,13 @@ async def main() -> None:
                 f"{'':<2}read back after the timing (steps + events):"
                 f"{statistics.median(reads[name]):>7.0f} µs/run"
             )
+            if "raw/goto" in timed:
+                goto_m = statistics.median(timed["raw/goto"])
+                ours_g = statistics.median(timed["ours/goto"])
+                print(
+                    f"{'':<2}against raw LangGraph routing in its node (Command):"
+                    f"{ours_g:>7.0f} vs {goto_m:.0f} µs/step{ours_g / goto_m:>7.2f}x"
+                )
             lg_m = statistics.median(timed["raw/gain"])
             fast_m = statistics.median(timed["ours/gain"])
             print(
