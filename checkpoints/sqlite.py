@@ -315,6 +315,12 @@ class SqliteRunStore:
         self._threads[stored.run_id] = stored.thread_id
         return stored, created
 
+    async def run_status(self, run_id: str) -> TaskStatus:
+        rows = self._read(sql.SELECT_RUN_STATUS, (run_id,))
+        if not rows:
+            raise RunNotFound(f"no run {run_id!r}")
+        return TaskStatus(rows[0]["status"])
+
     async def get_run(self, run_id: str) -> RunRecord:
         rows = self._read(sql.SELECT_RUN, (run_id,))
         if not rows:

@@ -392,6 +392,10 @@ class RunStore(Protocol):
         """One run; ``RunNotFound``."""
         ...
 
+    async def run_status(self, run_id: str) -> TaskStatus:
+        """One run's status, without the rest of it; ``RunNotFound``."""
+        ...
+
     async def list_runs(
         self,
         *,

@@ -376,10 +376,10 @@ class Runtime:
         return record.status in _SETTLED and await self.store.last_event_id(run_id) == event.id
 
     async def _finished(self, run_id: str) -> bool:
-        return (await self.store.get_run(run_id)).status.is_terminal
+        return (await self.store.run_status(run_id)).is_terminal
 
     async def _settled(self, run_id: str) -> bool:
-        return _is_settled((await self.store.get_run(run_id)).status)
+        return _is_settled(await self.store.run_status(run_id))
 
     async def wait(self, run_id: str, timeout: float | None = None) -> TaskResponse:
         """Wait until the run finishes or waits; return its ``TaskResponse``."""

@@ -144,9 +144,14 @@ async def test_create_and_get_run_round_trips(store: RunStore) -> None:
     assert is_new
     assert created == run
     assert await store.get_run(run.run_id) == run
+    assert await store.run_status(run.run_id) is S.PENDING
     assert [e.id for e in await store.events_after(run.run_id)] == [1]
     with pytest.raises(RunNotFound):
         await store.get_run("nope")
+    with pytest.raises(RunNotFound):
+        await store.run_status("nope")
+    await move(store, run.run_id, S.RUNNING)
+    assert await store.run_status(run.run_id) is S.RUNNING
 
 
 async def test_create_run_is_idempotent_on_the_run_id(store: RunStore) -> None:
