@@ -121,7 +121,7 @@ class JournalKeeper:
                     steps=[{"event_id": None, **r} for r in entry.get("steps", [])],
                     logs=entry.get("logs", []),
                 )
-            except sqlite3.Error as exc:
+            except (sqlite3.Error, KeyError) as exc:  # KeyError: a row short of a column
                 if is_storage_fault(exc) or not conn.in_transaction:
                     raise
                 # E.g. the run was deleted meanwhile: nothing to attach the rows to.

@@ -19,6 +19,7 @@ writer they run on the writer thread.
 from __future__ import annotations
 
 import dataclasses
+import operator
 import sqlite3
 from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any, LiteralString, TypeVar
@@ -61,6 +62,9 @@ __all__ = [
 
 _T = TypeVar("_T")
 Row = dict[str, Any]
+
+_step_params = operator.itemgetter(*sql.STEP_COLUMNS)
+"""A steps row's values in INSERT_STEP's parameter order."""
 
 
 class Failed:
@@ -297,7 +301,7 @@ def insert_records(
     if events:
         conn.executemany(sql.INSERT_EVENT_IDEMPOTENT, events)
     if steps:
-        conn.executemany(sql.INSERT_STEP, steps)
+        conn.executemany(sql.INSERT_STEP, map(_step_params, steps))
     if logs:
         conn.executemany(sql.INSERT_LOG, logs)
 

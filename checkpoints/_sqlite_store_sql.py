@@ -47,6 +47,7 @@ __all__ = [
     "SELECT_WORKFLOW_LATEST_HEAD",
     "SELECT_WORKFLOW_VERSION",
     "SELECT_WORKFLOW_VERSIONS",
+    "STEP_COLUMNS",
     "UPDATE_THREAD",
 ]
 
@@ -177,13 +178,32 @@ SELECT MAX(
 # ON CONFLICT DO NOTHING (not INSERT OR IGNORE, which would also swallow CHECK and NOT NULL
 # failures) skips only a row whose idempotency key is taken. A NULL seq takes the next number;
 # executemany runs row by row, so each row sees the ones before it.
+#: The columns of a steps row, in INSERT_STEP's parameter order.
+STEP_COLUMNS = (
+    "run_id",
+    "seq",
+    "task_id",
+    "attempt",
+    "step",
+    "node_type",
+    "status",
+    "completed",
+    "result",
+    "message",
+    "error_code",
+    "error_message",
+    "started_at",
+    "finished_at",
+    "duration_ms",
+    "event_id",
+)
+# Positional: binding by name costs the writer a lookup per column and row.
 INSERT_STEP: LiteralString = """
 INSERT INTO steps (run_id, seq, task_id, attempt, step, node_type, status, completed, result,
   message, error_code, error_message, started_at, finished_at, duration_ms, event_id)
-VALUES (:run_id,
-  COALESCE(:seq, (SELECT COALESCE(MAX(seq), 0) + 1 FROM steps WHERE run_id = :run_id)),
-  :task_id, :attempt, :step, :node_type, :status, :completed, :result, :message, :error_code,
-  :error_message, :started_at, :finished_at, :duration_ms, :event_id)
+VALUES (?1,
+  COALESCE(?2, (SELECT COALESCE(MAX(seq), 0) + 1 FROM steps WHERE run_id = ?1)),
+  ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
 ON CONFLICT DO NOTHING
 """
 SELECT_STEPS: LiteralString = "SELECT * FROM steps WHERE run_id = ? ORDER BY seq, pk"
