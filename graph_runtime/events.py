@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -155,6 +155,8 @@ async def replay_then_live(
     is_finished: Callable[[], Awaitable[bool]],
     heartbeat: float = 15.0,
     page: int | None = None,
+    subscription: Subscription | None = None,
+    replay: bool = True,
 ) -> AsyncIterator[Event | None]:
     """Every event after ``after``: stored ones first, then live ones, no gap, no duplicate.
 
@@ -162,12 +164,18 @@ async def replay_then_live(
     Ends after an ``end`` event, or when the subscriber is dropped. ``page``: the most
     events ``load`` returns at once, if it has such a limit (a shorter batch is then the
     last one stored, and is not followed by a read that finds nothing).
+
+    ``subscription``: the run's subscription, opened by the caller (and closed by it).
+    ``replay=False``: it was opened before the run's first event was published, so every
+    event is in its queue: the store is read only to fill a gap (a dropped subscriber).
     """
     # Subscribe before reading the store: an event published between the read and the
     # subscription would otherwise be lost. Duplicates are filtered by id instead.
-    async with bus.subscribe(run_id) as sub:
+    async with (
+        nullcontext(subscription) if subscription is not None else bus.subscribe(run_id)
+    ) as sub:
         last = after
-        while True:
+        while replay:
             batch = await load(run_id, last)
             if not batch:
                 break
@@ -178,7 +186,7 @@ async def replay_then_live(
                     return
             if page is not None and len(batch) < page:
                 break
-        if await is_finished():
+        if replay and await is_finished():
             return
         queue = sub.queue
         beat = _Heartbeat(queue, heartbeat)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack
 from functools import partial
@@ -35,7 +36,7 @@ from graph_runtime._integrations import (
 from graph_runtime.compiler import CompiledWorkflow, Compiler
 from graph_runtime.config import RuntimeConfig
 from graph_runtime.errors import InputValidationError, WorkflowNotFound
-from graph_runtime.events import EventBus, replay_then_live
+from graph_runtime.events import EventBus, Subscription, replay_then_live
 from graph_runtime.models import (
     ErrorCode,
     Event,
@@ -299,13 +300,36 @@ class Runtime:
         Returns it ``running`` when a worker was free and no run waited (its start was
         stored with it), else ``pending``, queued.
         """
+        record, _ = await self._submit(
+            workflow,
+            input,
+            run_id=run_id,
+            priority=priority,
+            timeout_seconds=timeout_seconds,
+            version=version,
+            metadata=metadata,
+        )
+        return record
+
+    async def _submit(
+        self,
+        workflow: WorkflowSource,
+        input: Mapping[str, Any] | None,
+        *,
+        run_id: str | None,
+        priority: int = 5,
+        timeout_seconds: float | None = None,
+        version: int | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> tuple[RunRecord, bool]:
+        """``submit``, and whether this call created the run."""
         input = dict(input or {})
         if not all(isinstance(k, str) for k in input):
             raise InputValidationError("input keys must be strings")
         if not 1 <= priority <= 10:
             raise InputValidationError("priority must be between 1 and 10")
         stored = await self._resolve(workflow, version)
-        record, _ = await self.manager.submit(
+        return await self.manager.submit(
             workflow_id=stored.workflow_id,
             version=stored.version,
             input=input,
@@ -314,7 +338,6 @@ class Runtime:
             timeout_seconds=timeout_seconds,
             metadata=metadata,
         )
-        return record
 
     async def run(
         self, workflow: WorkflowSource, input: Mapping[str, Any] | None = None, **kwargs: Any
@@ -327,9 +350,17 @@ class Runtime:
         self, workflow: WorkflowSource, input: Mapping[str, Any] | None = None, **kwargs: Any
     ) -> AsyncIterator[Event]:
         """Run a workflow and yield its events until it finishes or waits."""
-        record = await self.submit(workflow, input, **kwargs)
-        async for event in self._events(record.run_id, 0, follow=False, check=False):
-            yield event
+        run_id = kwargs.pop("run_id", None) or uuid.uuid4().hex
+        # Subscribed before the run exists: a run this call creates publishes every event
+        # to this subscription, and its stream needs no read of the store. (A run that
+        # existed already is replayed from the store first.)
+        async with self.bus.subscribe(run_id) as subscription:
+            _, created = await self._submit(workflow, input, run_id=run_id, **kwargs)
+            events = self._events(
+                run_id, 0, follow=False, check=False, subscription=subscription, replay=not created
+            )
+            async for event in events:
+                yield event
 
     def events(self, run_id: str, after: int = 0, *, follow: bool = False) -> AsyncIterator[Event]:
         """The run's events after ``after``: stored, then live, with no gap and no duplicate.
@@ -340,7 +371,14 @@ class Runtime:
         return self._events(run_id, after, follow=follow, check=True)
 
     async def _events(
-        self, run_id: str, after: int, *, follow: bool, check: bool
+        self,
+        run_id: str,
+        after: int,
+        *,
+        follow: bool,
+        check: bool,
+        subscription: Subscription | None = None,
+        replay: bool = True,
     ) -> AsyncIterator[Event]:
         if check:
             await self.store.get_run(run_id)  # RunNotFound early
@@ -352,6 +390,8 @@ class Runtime:
             is_finished=lambda: self._finished(run_id),
             heartbeat=self.config.heartbeat_seconds,
             page=_REPLAY_PAGE,
+            subscription=subscription,
+            replay=replay,
         )
         async for event in stream:
             if event is None:

@@ -109,6 +109,30 @@ async def test_linear_run_records_every_step_and_event(rt: Runtime) -> None:
     assert statuses == [(None, "pending"), ("pending", "running"), ("running", "completed")]
 
 
+async def test_streaming_a_run_again_replays_it_from_the_store(rt: Runtime) -> None:
+    # The first stream creates the run and hears every event live; the second finds it
+    # stored (same run id, nothing new runs) and replays the same events from the store.
+    first = await collect(rt, LINEAR, {"name": "ada", "n": 1}, run_id="again")
+    reads: list[int] = []
+    load = rt.store.events_after
+
+    async def counted(run_id: str, after: int, **kw: Any) -> list[Event]:
+        reads.append(after)
+        return await load(run_id, after, **kw)
+
+    rt.store.events_after = counted  # type: ignore[method-assign]
+    second = await collect(rt, LINEAR, {"name": "ada", "n": 1}, run_id="again")
+    assert reads == [0]
+    assert [(e.id, e.type, e.data) for e in second] == [(e.id, e.type, e.data) for e in first]
+    assert len(await rt.steps("again")) == 4
+
+    reads.clear()
+    fresh = await collect(rt, LINEAR, {"name": "bo", "n": 1}, run_id="fresh")
+    assert reads == []  # subscribed before the run existed: no replay
+    assert_event_ids(fresh)
+    assert fresh[0].id == 1 and fresh[-1].type is EventType.END
+
+
 async def test_input_schema_violation_fails_with_e001(rt: Runtime) -> None:
     response = await rt.run(LINEAR, {"name": ""}, run_id="bad")
     assert response.status is TaskStatus.FAILED
