@@ -8,7 +8,7 @@ has open, next to other jobs and checkpoint writes, so :func:`job` wraps its bod
 savepoint and turns an exception into a :class:`Failed` result: one bad job rolls back its
 own rows and fails alone, and never aborts the batch it shares. Only when SQLite itself
 ended the transaction (I/O error, disk full) does the exception escape, and the writer then
-fails or retries the batch. Record writes (:func:`record_job`) skip the savepoint: they
+fails or retries the batch. Record writes (``RecordWrite``) skip the savepoint: they
 only insert rows and nearly never fail, and when one does, the writer retries its batch one
 operation per transaction, so it still fails alone.
 
@@ -52,7 +52,6 @@ __all__ = [
     "job",
     "job_error",
     "put_workflow",
-    "record_job",
     "store_error",
     "transition",
     "update_run",
@@ -99,34 +98,6 @@ def job(body: Callable[[sqlite3.Connection], _T], run_id: str = "") -> WriteFn:
         conn.execute(sql.RELEASE_JOB)
         return result
 
-    return run
-
-
-def record_job(body: Callable[[sqlite3.Connection], None], run_id: str, *, rows: int) -> WriteFn:
-    """Like :func:`job`, for a body that only inserts rows, without the savepoint.
-
-    A record write nearly never fails, and a savepoint costs two statements in every
-    transaction that holds one (with a shared writer, every superstep's). So on failure
-    this job does not roll back its own rows: it raises the error its caller gets
-    (:func:`job_error`), and the writer rolls the whole batch back and runs each of its
-    operations again, each in a transaction of its own; run alone, this one then fails
-    alone. A storage fault, or a transaction SQLite already ended, escapes unchanged (the
-    writer fails the batch, and the store journals the write). ``rows``: how many rows the
-    body inserts; one is a single statement, and the job is marked ``atomic``.
-    """
-
-    def run(conn: sqlite3.Connection) -> None:
-        try:
-            body(conn)
-        except Exception as exc:
-            if not conn.in_transaction or is_storage_fault(exc):
-                raise
-            error = job_error(exc, run_id)
-            if error is exc:
-                raise
-            raise error from exc
-
-    run.atomic = rows == 1  # type: ignore[attr-defined]
     return run
 
 

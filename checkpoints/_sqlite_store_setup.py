@@ -1,7 +1,8 @@
 """Opening the SQLite run store: the process lock, connections, pragmas, migrations.
 
-Also the store's write counters and :func:`settle`, which turns a job's outcome (reported by
-the group-commit writer) into the result or error of the store call.
+Also the store's write counters, :class:`RecordWrite`, and :func:`settle`, which turns a
+job's outcome (reported by the group-commit writer) into the result or error of the store
+call.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from checkpoints import _sqlite_store_ops as ops
 from checkpoints import _sqlite_store_sql as sql
@@ -22,7 +23,12 @@ from checkpoints._sqlite_faults import is_storage_fault
 from checkpoints.migrate import migrate
 from graph_runtime.errors import StoreError
 
+if TYPE_CHECKING:
+    from checkpoints._rows import RecordRows
+    from checkpoints._sqlite_store_journal import JournalKeeper
+
 __all__ = [
+    "RecordWrite",
     "WriterStats",
     "connect",
     "enable_foreign_keys",
@@ -149,3 +155,63 @@ def resolve(
             done.set_result(result)
     if on_done is not None:
         on_done(error)
+
+
+class RecordWrite:
+    """One queued write of record rows: its job and the handler of its outcome, one object.
+
+    ``write(conn)`` inserts the rows (:func:`~checkpoints._sqlite_store_ops.insert_records`)
+    without a savepoint: a record write nearly never fails, and a savepoint costs two
+    statements in every transaction that holds one (with a shared writer, every
+    superstep's). So on failure it does not roll back its own rows: it raises the error its
+    caller gets, and the writer rolls the whole batch back and runs each of its operations
+    again, each in a transaction of its own; run alone, this one then fails alone. A storage
+    fault, or a transaction SQLite already ended, escapes unchanged (the writer fails the
+    batch). One row is one statement: the write is ``atomic``.
+
+    ``write.done(result, error)`` is what the writer calls once the transaction ended. A
+    write the database refused as a whole goes to ``journal`` (when there is one), and
+    ``on_done`` hears of it once the journal is replayed; otherwise ``on_done`` gets the
+    store call's outcome (``None`` once committed). A step record is queued on every step
+    of every run: one object here instead of a closure and three partials per write.
+    """
+
+    __slots__ = ("atomic", "journal", "on_done", "rows", "run_id")
+
+    def __init__(
+        self,
+        run_id: str,
+        rows: RecordRows,
+        on_done: Callable[[BaseException | None], None],
+        journal: JournalKeeper | None,
+    ) -> None:
+        self.run_id = run_id
+        self.rows = rows
+        self.on_done = on_done
+        self.journal = journal
+        self.atomic = len(rows[0]) + len(rows[1]) + len(rows[2]) == 1
+
+    def __call__(self, conn: sqlite3.Connection) -> None:
+        rows = self.rows
+        try:
+            ops.insert_records(conn, rows[0], rows[1], rows[2])
+        except Exception as exc:
+            if not conn.in_transaction or is_storage_fault(exc):
+                raise
+            error = ops.job_error(exc, self.run_id)
+            if error is exc:
+                raise
+            raise error from exc
+
+    def done(self, result: object, error: BaseException | None) -> None:
+        if (
+            error is not None
+            and self.journal is not None
+            and is_storage_fault(error)
+            and self.journal.keep(self.run_id, *self.rows, resolve=self._replayed)
+        ):
+            return
+        self.on_done(outcome(result, error))
+
+    def _replayed(self) -> None:
+        self.on_done(None)

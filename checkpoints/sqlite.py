@@ -39,7 +39,6 @@ from checkpoints import _sqlite_store_ops as ops
 from checkpoints import _sqlite_store_setup as setup
 from checkpoints import _sqlite_store_sql as sql
 from checkpoints._rows import RecordRows, dt_required, record_rows, step_event_from_row
-from checkpoints._sqlite_faults import is_storage_fault
 from checkpoints._sqlite_store_journal import JournalKeeper
 from checkpoints._sqlite_store_setup import WriterStats, lock_database, unlock_database
 from checkpoints._sqlite_writer import (
@@ -500,37 +499,17 @@ class SqliteRunStore:
         Raises:
             StoreError: the store is closed (at once).
         """
-        fn: WriteFn | None = None
-        settle: OnDone = partial(setup.report, on_done)
+        when: When = "later" if lazy else "now" if urgent else "soon"
         if rows:
-            body = partial(ops.insert_records, events=rows[0], steps=rows[1], logs=rows[2])
-            fn = ops.record_job(body, run_id, rows=len(rows[0]) + len(rows[1]) + len(rows[2]))
-            if self._journal is not None:
-                settle = partial(self._settle_record, run_id, rows, settle)
+            # A write the database refuses as a whole goes to the journal; its on_done is
+            # called once the journal is replayed (its events are published then, in order).
+            write = setup.RecordWrite(run_id, rows, on_done, self._journal)
             self._stats.record_calls += 1
+            self._submit(write, run_id, write.done, when)
         elif lazy:
             on_done(None)
-            return
-        self._submit(fn, run_id, settle, "later" if lazy else "now" if urgent else "soon")
-
-    def _settle_record(
-        self,
-        run_id: str,
-        rows: RecordRows,
-        settle: OnDone,
-        result: object,
-        error: BaseException | None,
-    ) -> None:
-        # A write the database refused as a whole goes to the journal; its future resolves
-        # once the journal is replayed (its events are published then, in order).
-        if (
-            error is not None
-            and self._journal is not None
-            and is_storage_fault(error)
-            and self._journal.keep(run_id, *rows, resolve=partial(settle, None, None))
-        ):
-            return
-        settle(result, error)
+        else:
+            self._submit(None, run_id, partial(setup.report, on_done), when)
 
     def health(self) -> StoreHealth:
         """Whether the last write was refused, and how many rows wait in the journal."""
