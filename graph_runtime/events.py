@@ -167,7 +167,7 @@ async def replay_then_live(
 
     ``subscription``: the run's subscription, opened by the caller (and closed by it).
     ``replay=False``: it was opened before the run's first event was published, so every
-    event is in its queue: the store is read only to fill a gap (a dropped subscriber).
+    event is in its queue: the store is read only if an id is ever missing from it.
     """
     # Subscribe before reading the store: an event published between the read and the
     # subscription would otherwise be lost. Duplicates are filtered by id instead.
