@@ -34,6 +34,7 @@ __all__ = [
     "step_from_row",
     "step_row",
     "step_to_row",
+    "step_view_and_row",
     "step_view_of",
 ]
 
@@ -253,6 +254,72 @@ def step_view_of(values: Mapping[str, Any]) -> dict[str, Any] | None:
         "finished_at": _iso(finished),
         "duration_ms": values["duration_ms"],
     }
+
+
+def step_view_and_row(
+    values: Mapping[str, Any], *, row: bool = True
+) -> tuple[dict[str, Any], dict[str, Any] | None] | None:
+    """``step_view_of(values)`` and ``step_row(values["run_id"], values)``, in one pass.
+
+    What a recorder needs of every step it records: the values are checked, and each
+    timestamp formatted, once for both. None where :func:`step_view_of` is None;
+    ``row=False``: no row.
+    """
+    started, finished = values["started_at"], values["finished_at"]
+    result = values["result"]
+    if not (_plain(result, 0) and _utc(started) and _utc(finished)):
+        return None
+    code = values["error_code"]
+    code_value = None if code is None else code.value
+    status = values["status"].value
+    started_db, started_iso = _stamps(started)
+    finished_db, finished_iso = _stamps(finished)
+    view = {
+        "step": values["step"],
+        "result": _copy(result),
+        "completed": values["completed"],
+        "message": values["message"],
+        "status": status,
+        "error_code": code_value,
+        "error_message": values["error_message"],
+        "run_id": values["run_id"],
+        "seq": values["seq"],
+        "task_id": values["task_id"],
+        "node_type": values["node_type"],
+        "attempt": values["attempt"],
+        "started_at": started_iso,
+        "finished_at": finished_iso,
+        "duration_ms": values["duration_ms"],
+    }
+    if not row:
+        return view, None
+    return view, {
+        "run_id": values["run_id"],
+        "seq": values["seq"],
+        "task_id": values["task_id"],
+        "attempt": values["attempt"],
+        "step": values["step"],
+        "node_type": values["node_type"],
+        "status": status,
+        "completed": values["completed"],
+        "result": json_dumps(result),
+        "message": values["message"],
+        "error_code": code_value,
+        "error_message": values["error_message"],
+        "started_at": started_db,
+        "finished_at": finished_db,
+        "duration_ms": values["duration_ms"],
+        "event_id": None,
+    }
+
+
+def _stamps(value: dt.datetime | None) -> tuple[str | None, str | None]:
+    # A UTC timestamp (or None) as dt_to_db and _iso write it, from one isoformat call:
+    # the column's fixed width, and pydantic's form (no fraction when it is zero).
+    if value is None:
+        return None, None
+    text = value.isoformat(timespec="microseconds")
+    return text, (text[:-6] if value.microsecond else text[:-13]) + "Z"
 
 
 _PLAIN_LEAVES = (str, int, bool, type(None))

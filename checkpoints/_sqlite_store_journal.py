@@ -103,7 +103,7 @@ class JournalKeeper:
     # -- replay ------------------------------------------------------------------------------
 
     def _due(self) -> bool:
-        return len(self.journal) > 0
+        return bool(self.journal)
 
     def _prelude(self, conn: sqlite3.Connection) -> Callable[[], None] | None:
         # On the thread that commits, inside its transaction, before its operations.

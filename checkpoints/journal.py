@@ -66,6 +66,10 @@ class WriteJournal:
         with self._lock:
             return len(self._entries)
 
+    def __bool__(self) -> bool:
+        # Asked before every commit: a list's truth is read atomically, without the lock.
+        return bool(self._entries)
+
     @property
     def records(self) -> int:
         """Rows waiting (events, steps and log lines)."""

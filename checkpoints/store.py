@@ -33,6 +33,7 @@ from checkpoints._rows import (
     step_from_row,
     step_row,
     step_to_row,
+    step_view_and_row,
     step_view_of,
 )
 from graph_runtime.models import ErrorCode, Event, TaskResponse, TaskStatus, TaskStepResult, utcnow
@@ -60,6 +61,7 @@ __all__ = [
     "step_from_row",
     "step_row",
     "step_to_row",
+    "step_view_and_row",
     "step_view_of",
 ]
 

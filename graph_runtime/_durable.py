@@ -61,7 +61,8 @@ class DurableWrites:
         self._persist = persist
         self._publish = publish
         self._inflight: deque[_Write] = deque()
-        self._failure: BaseException | None = None
+        self.failure: BaseException | None = None
+        """The error of a queued write that failed, until :meth:`raise_failure` raises it."""
         self._lazy_tail = False  # the newest queued write asked for no commit of its own
         self._idle: asyncio.Future[None] | None = None  # resolved once nothing is in flight
 
@@ -109,7 +110,7 @@ class DurableWrites:
 
     def raise_failure(self) -> None:
         """Raise (once) the error of a queued write that failed."""
-        error, self._failure = self._failure, None
+        error, self.failure = self.failure, None
         if error is not None:
             raise error
 
@@ -126,8 +127,8 @@ class DurableWrites:
             first = inflight.popleft()
             if first.error is not None:
                 # Never published: a subscriber would see an event the store does not have.
-                if self._failure is None:
-                    self._failure = first.error
+                if self.failure is None:
+                    self.failure = first.error
             elif publish is not None:
                 for event in first.events:
                     publish(event)

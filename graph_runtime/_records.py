@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
-from checkpoints.store import step_row, step_view_of
+from checkpoints.store import step_view_and_row, step_view_of
 from graph_runtime.models import ErrorCode, Event, EventType, TaskStatus, TaskStepResult
 
 __all__ = ["new_event", "record_of", "step_parts", "step_values", "step_view"]
@@ -138,10 +138,7 @@ def step_parts(
     """
     if not _exact(values):
         return None
-    view = step_view_of(values)
-    if view is None:
-        return None
-    return view, step_row(values["run_id"], values) if row else None
+    return step_view_and_row(values, row=row)
 
 
 def step_view(record: TaskStepResult) -> dict[str, Any]:

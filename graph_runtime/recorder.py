@@ -141,7 +141,7 @@ class EventRecorder:
             urgent: The caller waits for the write next (the store may commit it at once).
         """
         writes = self._writes
-        if writes is not None:
+        if writes is not None and writes.failure is not None:
             writes.raise_failure()
         if self._in_transition or not (self._out_events or self._out_steps or self._out_logs):
             return
@@ -175,7 +175,7 @@ class EventRecorder:
         if not (self._out_events or self._out_steps or self._out_logs) and not (
             writes is not None and writes.pending
         ):
-            if writes is not None:
+            if writes is not None and writes.failure is not None:
                 writes.raise_failure()
             return
         async with self._lock:

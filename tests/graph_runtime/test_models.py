@@ -267,6 +267,8 @@ def test_step_view_is_the_records_dict(over: dict[str, object]) -> None:
         ({"result": None}, True),
         ({"result": {"a": [1, 2.5, "x", None, True, {"b": []}]}}, True),
         ({"started_at": dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)}, True),
+        ({"finished_at": dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)}, True),
+        ({"started_at": dt.datetime(2026, 1, 2, 3, 4, 5, 1, tzinfo=dt.UTC)}, True),
         (
             {
                 "status": TaskStatus.FAILED,
@@ -305,7 +307,7 @@ def test_step_parts_are_the_view_and_row_of_the_record(
     record = record_of(step_values(**fields))  # type: ignore[arg-type]
     view, row = parts
     assert view == step_view(record) and list(view) == list(record.dict())
-    assert row == step_to_row("r1", record)
+    assert row == step_to_row("r1", record) and list(row or ()) == list(step_to_row("r1", record))
     assert step_parts(values, row=False) == (view, None)
 
 
