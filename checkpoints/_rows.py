@@ -143,7 +143,7 @@ def event_to_row(event: Event) -> dict[str, Any]:
     return {
         "run_id": event.run_id,
         "id": event.id,
-        "type": event.type.value,
+        "type": event.type._value_,
         "data": json_dumps(event.data),
         "created_at": dt_to_db(event.created_at),
     }
@@ -270,8 +270,9 @@ def step_view_and_row(
     if not (_plain(result, 0) and _utc(started) and _utc(finished)):
         return None
     code = values["error_code"]
-    code_value = None if code is None else code.value
-    status = values["status"].value
+    # ``_value_``: the member's value without the ``value`` descriptor (a Python call).
+    code_value = None if code is None else code._value_
+    status = values["status"]._value_
     started_db, started_iso = _stamps(started)
     finished_db, finished_iso = _stamps(finished)
     view = {

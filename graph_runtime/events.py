@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, nullcontext
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from graph_runtime import failpoints
 from graph_runtime.models import Event, EventType
 
-__all__ = ["EventBus", "Subscription"]
+__all__ = ["EventBus", "EventQueue", "Subscription"]
 
 _TICK: Any = object()
 """Put in a subscriber's queue by ``replay_then_live``'s heartbeat timer."""
@@ -26,12 +27,65 @@ _TICK: Any = object()
 logger = logging.getLogger(__name__)
 
 
+_T = TypeVar("_T")
+
+
+class EventQueue(Generic[_T]):
+    """A subscriber's queue: ``asyncio.Queue``'s put, get and size, for one consumer.
+
+    Every event of a run passes through one per subscriber. ``asyncio.Queue`` costs about
+    nine Python calls per item (task accounting, lists of getters and putters) for what is
+    here an append, a popleft and, when the consumer waits, one future. Unbounded (the bus
+    bounds it). One consumer awaits it at a time.
+    """
+
+    __slots__ = ("_items", "_waiter")
+
+    def __init__(self) -> None:
+        self._items: deque[_T] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+
+    def qsize(self) -> int:
+        return len(self._items)
+
+    def empty(self) -> bool:
+        return not self._items
+
+    def put_nowait(self, item: _T) -> None:
+        self._items.append(item)
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def get_nowait(self) -> _T:
+        """The oldest item; raises ``asyncio.QueueEmpty`` if there is none."""
+        if not self._items:
+            raise asyncio.QueueEmpty
+        return self._items.popleft()
+
+    async def get(self) -> _T:
+        """The oldest item, once there is one."""
+        items = self._items
+        while not items:
+            if self._waiter is not None:
+                raise RuntimeError("another task is already waiting on this queue")
+            waiter = self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await waiter
+            finally:
+                if self._waiter is waiter:
+                    self._waiter = None
+        return items.popleft()
+
+
 @dataclass(eq=False, slots=True)
 class Subscription:
     """One subscriber's queue; ``None`` in the queue means "dropped: reconnect"."""
 
     run_id: str
-    queue: asyncio.Queue[Event | None] = field(default_factory=lambda: asyncio.Queue())
+    queue: EventQueue[Event | None] = field(default_factory=EventQueue)
     dropped: bool = False
     types: frozenset[EventType] | None = None
     """The event types it receives (None: every one)."""
@@ -125,7 +179,7 @@ class _Heartbeat:
     around each ``get``) cost more than the rest of a delivery.
     """
 
-    def __init__(self, queue: asyncio.Queue[Any], every: float) -> None:
+    def __init__(self, queue: EventQueue[Any], every: float) -> None:
         self._loop = asyncio.get_running_loop()
         self._queue = queue
         self._every = every

@@ -447,5 +447,5 @@ def _node_of(namespace: tuple[str, ...]) -> str | None:
 
 def _default_message(node_id: str, status: TaskStatus, code: ErrorCode | None) -> str:
     if code is None:
-        return f"{node_id} {status.value}"
+        return f"{node_id} {status._value_}"
     return f"{node_id} {status.value} ({code.value}: {code.description})"

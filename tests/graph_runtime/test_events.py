@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from graph_runtime.events import EventBus, replay_then_live
+from graph_runtime.events import EventBus, EventQueue, replay_then_live
 from graph_runtime.models import Event, EventType
 
 
@@ -25,6 +25,35 @@ async def test_subscribers_get_their_runs_events_and_a_laggard_is_dropped() -> N
             bus.publish(event("b", i))
         assert b.dropped and b.queue.qsize() == 11  # 10 events, then None: reconnect
     assert bus.subscriber_count("a") == bus.subscriber_count("b") == 0
+
+
+async def test_event_queue_is_fifo_and_wakes_its_waiting_consumer() -> None:
+    queue: EventQueue[int] = EventQueue()
+    assert queue.empty() and queue.qsize() == 0
+    with pytest.raises(asyncio.QueueEmpty):
+        queue.get_nowait()
+    queue.put_nowait(1)
+    queue.put_nowait(2)
+    assert queue.qsize() == 2 and queue.get_nowait() == 1 and await queue.get() == 2
+
+    waiting = asyncio.ensure_future(queue.get())
+    await asyncio.sleep(0)
+    assert not waiting.done()
+    # A second consumer waiting at the same time is refused, not left hanging.
+    with pytest.raises(RuntimeError):
+        await queue.get()
+    queue.put_nowait(3)
+    queue.put_nowait(4)
+    assert await waiting == 3 and queue.get_nowait() == 4
+
+    # A consumer cancelled while it waits leaves the queue usable by the next one.
+    cancelled = asyncio.ensure_future(queue.get())
+    await asyncio.sleep(0)
+    cancelled.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await cancelled
+    queue.put_nowait(5)
+    assert await asyncio.wait_for(queue.get(), 1) == 5 and queue.empty()
 
 
 async def test_observers_see_every_run_until_detached_and_a_failing_one_is_ignored() -> None:
