@@ -233,27 +233,8 @@ def step_view_of(values: Mapping[str, Any]) -> dict[str, Any] | None:
     data, finite floats, UTC timestamps). Every step event carries one, and the serializer
     costs more than the rest of the event.
     """
-    started, finished = values["started_at"], values["finished_at"]
-    if not (_plain(values["result"], 0) and _utc(started) and _utc(finished)):
-        return None
-    code = values["error_code"]
-    return {
-        "step": values["step"],
-        "result": _copy(values["result"]),
-        "completed": values["completed"],
-        "message": values["message"],
-        "status": values["status"].value,
-        "error_code": None if code is None else code.value,
-        "error_message": values["error_message"],
-        "run_id": values["run_id"],
-        "seq": values["seq"],
-        "task_id": values["task_id"],
-        "node_type": values["node_type"],
-        "attempt": values["attempt"],
-        "started_at": _iso(started),
-        "finished_at": _iso(finished),
-        "duration_ms": values["duration_ms"],
-    }
+    parts = step_view_and_row(values, row=False)
+    return None if parts is None else parts[0]
 
 
 def step_view_and_row(
