@@ -30,6 +30,9 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any, TypedDict
 
@@ -124,21 +127,22 @@ def doc_loop(n: int) -> dict[str, Any]:
     }
 
 
-async def time_pair(
+@asynccontextmanager
+async def open_pair(
     tmp: Path,
     graph: StateGraph[Any, Any, Any, Any],
     document: dict[str, Any],
-    runs: int,
     steps: int,
     *,
     raw_on: str,
     ours_on: str,
-) -> tuple[float, float, float]:
-    """µs per step of raw and of ours, run by run in turn; µs per run of reading ours back.
+) -> AsyncIterator[
+    tuple[Runtime, Callable[[], Awaitable[float]], Callable[[str | None], Awaitable[float]]]
+]:
+    """Raw and ours open at once, each on its own database file, and warmed up.
 
-    Both are open at once, each on its own database file, and their runs alternate (which
-    goes first alternates too): a machine that slows down for a while slows both alike,
-    where timing all of one and then all of the other would charge it to one side.
+    Yields the runtime and the two run functions; each returns its run's seconds
+    (``ours(run_id)``: ``None`` for a new id).
     """
     definition = load_workflow(document)
     tag = uuid.uuid4().hex[:8]
@@ -158,7 +162,7 @@ async def time_pair(
                 pass
             return time.perf_counter() - t0
 
-        async def ours_one(run_id: str) -> float:
+        async def ours_one(run_id: str | None) -> float:
             t0 = time.perf_counter()
             async for _ in rt.stream(definition, {}, run_id=run_id):
                 pass
@@ -166,6 +170,27 @@ async def time_pair(
 
         await raw_one()  # warm-up
         await rt.run(definition, {})  # warm-up (and compile)
+        yield rt, raw_one, ours_one
+
+
+async def time_pair(
+    tmp: Path,
+    graph: StateGraph[Any, Any, Any, Any],
+    document: dict[str, Any],
+    runs: int,
+    steps: int,
+    *,
+    raw_on: str,
+    ours_on: str,
+) -> tuple[float, float, float]:
+    """µs per step of raw and of ours, run by run in turn; µs per run of reading ours back.
+
+    Both are open at once, each on its own database file, and their runs alternate (which
+    goes first alternates too): a machine that slows down for a while slows both alike,
+    where timing all of one and then all of the other would charge it to one side.
+    """
+    pair = open_pair(tmp, graph, document, steps, raw_on=raw_on, ours_on=ours_on)
+    async with pair as (rt, raw_one, ours_one):
         run_ids = [uuid.uuid4().hex for _ in range(runs)]
         raw_s = ours_s = 0.0
         for i, run_id in enumerate(run_ids):
@@ -197,33 +222,12 @@ async def count_calls(
     A count does not vary from run to run as a time does: it shows a change of a few
     percent that the timings' noise hides. C builtins are left out (they cost far less).
     """
-    definition = load_workflow(document)
     runs = max(2, 200 // steps)
     counted: list[float] = []
-    async with (
-        open_checkpointer(
-            tmp / f"calls-raw-{uuid.uuid4().hex[:8]}.db", kind="langgraph-sqlite"
-        ) as saver,
-        Runtime(
-            tmp / f"calls-ours-{uuid.uuid4().hex[:8]}.db", checkpointer="langgraph-sqlite"
-        ) as rt,
-    ):
-        compiled = graph.compile(checkpointer=saver)
-        cfg: dict[str, Any] = {"recursion_limit": steps + 10}
-
-        async def raw_one() -> None:
-            config = {**cfg, "configurable": {"thread_id": uuid.uuid4().hex}}
-            async for _ in compiled.astream(
-                {"count": 0}, config, stream_mode="updates", durability="sync"
-            ):
-                pass
-
-        async def ours_one() -> None:
-            async for _ in rt.stream(definition, {}):
-                pass
-
-        for one in (raw_one, ours_one):
-            await one()  # warm-up
+    kind = "langgraph-sqlite"
+    async with open_pair(tmp, graph, document, steps, raw_on=kind, ours_on=kind) as pair:
+        _, raw_one, ours_one = pair
+        for one in (raw_one, partial(ours_one, None)):
             profile = cProfile.Profile()
             profile.enable()
             for _ in range(runs):

@@ -296,8 +296,8 @@ def step_view_and_row(
 
 
 def _stamps(value: dt.datetime | None) -> tuple[str | None, str | None]:
-    # A UTC timestamp (or None) as dt_to_db and _iso write it, from one isoformat call:
-    # the column's fixed width, and pydantic's form (no fraction when it is zero).
+    # A UTC timestamp (or None) as dt_to_db writes it and as pydantic serializes it (Z,
+    # no fraction when it is zero), from one isoformat call.
     if value is None:
         return None, None
     text = value.isoformat(timespec="microseconds")
@@ -335,13 +335,6 @@ def _copy(value: Any) -> Any:
 
 def _utc(value: Any) -> bool:
     return value is None or (type(value) is dt.datetime and value.tzinfo is dt.UTC)
-
-
-def _iso(value: dt.datetime | None) -> str | None:
-    if value is None:
-        return None
-    text = value.isoformat()
-    return text[:-6] + "Z"  # "+00:00" as pydantic writes UTC
 
 
 def record_rows(

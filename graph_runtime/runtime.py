@@ -57,7 +57,8 @@ logger = logging.getLogger(__name__)
 #: A workflow given as a definition, a document, JSON text, a file path, or a stored id.
 WorkflowSource = WorkflowDefinition | Mapping[str, Any] | str | Path
 _SETTLED = frozenset({TaskStatus.PAUSED, TaskStatus.CRASHED})
-_PAUSED_VALUES = frozenset(s.value for s in _SETTLED)
+#: The wire values of the statuses a run waits in.
+_WAITING_VALUES = frozenset(s.value for s in _SETTLED)
 #: The wire values of every status a run waits or ends in (what ``wait`` returns at).
 _SETTLED_VALUES = frozenset(s.value for s in TaskStatus if s.is_terminal or s in _SETTLED)
 #: The only events that can tell a waiter its run settled.
@@ -411,7 +412,7 @@ class Runtime:
 
     async def _waits_at(self, run_id: str, event: Event) -> bool:
         # A replayed `paused` that was later resumed is history, not the end of the stream.
-        if event.data.get("new") not in _PAUSED_VALUES:
+        if event.data.get("new") not in _WAITING_VALUES:
             return False
         record = await self.store.get_run(run_id)
         return record.status in _SETTLED and await self.store.last_event_id(run_id) == event.id
