@@ -170,20 +170,16 @@ class CompiledWorkflow:
     def stream_modes(self) -> list[StreamMode]:
         """The LangGraph stream modes a run needs.
 
-        ``values`` only without an ``output`` node (see below). ``messages`` and
+        No ``values``: the run's final state comes with LangGraph's end of the run (see
+        :func:`graph_runtime.recorder.final_values_callbacks`). ``messages`` and
         ``subgraphs=True`` (like ``custom``) make LangGraph stream
         concurrently, which costs CPU every step and commits a superstep's writes apart from
         its checkpoint; they are asked for only when a node can use them. Chunks a node
         writes with ``ctx.writer`` go to the recorder directly, so ``custom`` is never needed.
         """
         modes: list[StreamMode] = ["updates"]
-        types = self.node_types.values()
-        if any(t in _TOKEN_NODE_TYPES for t in types):
+        if any(t in _TOKEN_NODE_TYPES for t in self.node_types.values()):
             modes.append("messages")
-        if "output" not in types:
-            # The run's result is its final state: the last ``values`` chunk carries it,
-            # where reading it back from the checkpointer costs a query (and a thread hop).
-            modes.append("values")
         return modes
 
     @property

@@ -29,6 +29,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
+from langchain_core.callbacks import AsyncCallbackManager, BaseCallbackHandler
 from langchain_core.messages import AIMessage
 
 from checkpoints.store import LogRecord, RecordRows, event_to_row, step_to_row
@@ -99,7 +100,7 @@ class EventRecorder:
         self.output: Any = None
         self.has_output = False
         self.values: dict[str, Any] | None = None
-        """The graph's state after its last superstep (``values`` chunks), if streamed."""
+        """The graph's state once it ended (see :meth:`final_values_callbacks`)."""
         self.interrupts: list[dict[str, Any]] = []
         self.interrupted = False
         """An ``__interrupt__`` update was seen: the graph stopped at an interrupt or breakpoint."""
@@ -359,6 +360,17 @@ class EventRecorder:
                 row["event_id"] = event.id
             self._out_steps.append(row)
 
+    def final_values_callbacks(self) -> AsyncCallbackManager:
+        """Callbacks for ``astream``'s config that set :attr:`values` when the graph ends.
+
+        LangGraph ends a run by reporting its final channel values to the run's callbacks
+        (``on_chain_end``), the values a last ``values`` chunk would carry. Streaming
+        ``values`` for them costs a chunk every superstep, reading them back from the
+        checkpointer costs a query; this costs one call. The handler is not inheritable:
+        the graph's nodes and subgraphs run without it.
+        """
+        return AsyncCallbackManager(handlers=[_FinalValues(self)], inheritable_handlers=[])
+
     # -- LangGraph stream chunks ----------------------------------------------------------------
 
     def on_chunk(self, namespace: tuple[str, ...], mode: str, chunk: Any) -> None:
@@ -427,6 +439,19 @@ class EventRecorder:
             if isinstance(update, dict) and "__output__" in update:
                 self.output = update["__output__"]
                 self.has_output = True
+
+
+class _FinalValues(BaseCallbackHandler):
+    """Hears the end of a run's graph (its root run only: the handler is not inherited)."""
+
+    run_inline = True
+
+    def __init__(self, recorder: EventRecorder) -> None:
+        self._recorder = recorder
+
+    def on_chain_end(self, outputs: Any, **kwargs: Any) -> None:
+        if isinstance(outputs, dict):
+            self._recorder.values = outputs
 
 
 def _event(

@@ -723,11 +723,12 @@ class RunManager:
         if timeout:
             # A step the timeout cuts is recorded as such (E002), not as a stop.
             recorder.deadline = asyncio.get_running_loop().time() + timeout
+        run_config = _with_final_values(plan, recorder)
         try:
             async with asyncio.timeout(timeout):
                 async for item in compiled.graph.astream(
                     plan.graph_input,
-                    plan.config,
+                    run_config,
                     context=context,
                     stream_mode=plan.stream_modes,
                     subgraphs=subgraphs,
@@ -870,6 +871,16 @@ def _error_of(exc: Exception, run_id: str) -> tuple[ErrorCode, str]:
         return ErrorCode.EXECUTION_ERROR, f"recursion limit reached: {exc}"
     logger.exception("run failed", extra={"action": "run_failed", "run_id": run_id})
     return ErrorCode.EXECUTION_ERROR, f"{type(exc).__name__}: {exc}"
+
+
+def _with_final_values(plan: StartPlan, recorder: EventRecorder) -> Any:
+    """The plan's config, with callbacks that hand the recorder the graph's final state.
+
+    Unless the run streams ``values`` anyway: its last chunk carries that state.
+    """
+    if "values" in plan.stream_modes:
+        return plan.config
+    return {**plan.config, "callbacks": recorder.final_values_callbacks()}
 
 
 def _input_keys(record: RunRecord) -> frozenset[str]:

@@ -14,6 +14,7 @@ from graph_runtime.errors import InputValidationError, WorkflowValidationError
 from graph_runtime.models import ErrorCode, Event, EventType, TaskStatus
 from graph_runtime.runtime import Runtime
 from graph_runtime.sdk import Workflow
+from graph_runtime.validation import load_workflow
 from nodes.base import BaseNode, NodeContext, NodeOutput
 from nodes.registry import NodeRegistry
 
@@ -659,3 +660,37 @@ async def test_the_current_node_is_the_one_running(rt: Runtime) -> None:
         await asyncio.sleep(0.01)
     assert rt.current_node(record.run_id, await rt.store.get_run("slow-1")) == "slow"
     await rt.stop("slow-1")
+
+
+async def test_without_an_output_node_the_result_is_the_final_state(rt: Runtime) -> None:
+    # The final state through the reducers (a join of two branches appending to a list),
+    # as the last checkpoint holds it, without a ``values`` chunk per superstep.
+    wf = doc(
+        [
+            {"id": "a", "type": "transform", "config": {"set": {"seen": "['a']", "n": "1"}}},
+            {"id": "b", "type": "transform", "config": {"set": {"seen": "['b']"}}},
+            {"id": "c", "type": "transform", "config": {"set": {"seen": "['c']"}}},
+            {"id": "d", "type": "transform", "config": {"set": {"n": "state.n + 1"}}},
+        ],
+        [
+            {"from": "__start__", "to": "a"},
+            {"from": "a", "to": ["b", "c"]},
+            {"from": ["b", "c"], "to": "d"},
+            {"from": "d", "to": "__end__"},
+        ],
+        id="final",
+        state={
+            "seen": {"type": "array", "reducer": "append", "default": []},
+            "n": {"type": "integer", "default": 0},
+        },
+    )
+    compiled = rt.compiler.compile(load_workflow(wf))
+    assert "values" not in compiled.stream_modes
+    response = await rt.run(wf, {})
+    assert response.status is TaskStatus.COMPLETED
+    assert response.result is not None
+    assert sorted(response.result["seen"]) == ["a", "b", "c"]
+    assert response.result["seen"][0] == "a"
+    assert response.result["n"] == 2
+    state = await compiled.graph.aget_state(compiled.config(response.task_id))
+    assert {k: state.values[k] for k in ("seen", "n")} == response.result
