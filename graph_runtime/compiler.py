@@ -45,7 +45,7 @@ from graph_runtime.errors import (
     RunTimeoutError,
     WorkflowValidationError,
 )
-from graph_runtime.expressions import Expression, Scope, compile_expression, to_view
+from graph_runtime.expressions import MISS, Expression, Scope, compile_expression, to_view
 from graph_runtime.models import ErrorCode, TaskStatus, utcnow
 from graph_runtime.recorder import EventRecorder
 from graph_runtime.schema import NodeSpec, Policies, RetrySpec, WorkflowDefinition, node_config
@@ -232,21 +232,33 @@ class _Route:
 
     def targets(self, state: Mapping[str, Any], rc: RunContext) -> list[str]:
         """The targets of the first edge whose condition holds, else of the ``else`` edge."""
-        # Converted as read: `state.count < 10` converts `count`, not the whole state.
-        variables = Scope(
-            public_state(state),
-            {"input": state.get(INPUT_KEY) or {}},
-            {"run": {"id": rc.run_id, "workflow_id": rc.workflow_id, "version": rc.version}},
-        )
+        raw = {"state": state}
+        variables: Scope | None = None
         fallback: list[str] = []
         for expr, index, targets in self.edges:
             if expr is None:
                 fallback = targets
                 continue
-            try:
-                hit = expr.evaluate(variables)
-            except ExpressionError as exc:
-                raise exc.located(node_id=self.src, field=f"/edges/{index}/when") from None
+            lane = expr.state_lane
+            hit = lane(raw) if lane is not None else MISS
+            if hit is MISS:
+                if variables is None:
+                    # Converted as read: `state.count < 10` converts `count` only.
+                    variables = Scope(
+                        public_state(state),
+                        {"input": state.get(INPUT_KEY) or {}},
+                        {
+                            "run": {
+                                "id": rc.run_id,
+                                "workflow_id": rc.workflow_id,
+                                "version": rc.version,
+                            }
+                        },
+                    )
+                try:
+                    hit = expr.evaluate(variables)
+                except ExpressionError as exc:
+                    raise exc.located(node_id=self.src, field=f"/edges/{index}/when") from None
             if hit is True:
                 return targets
         return fallback

@@ -44,6 +44,7 @@ __all__ = [
     "MAX_SOURCE_BYTES",
     "MAX_TEMPLATE_CHARS",
     "MAX_VIEW_DEPTH",
+    "MISS",
     "Expression",
     "Scope",
     "Template",
@@ -201,6 +202,13 @@ class Expression:
     state_keys: frozenset[str]
     """Top-level state keys it reads by name (see :func:`referenced_state_keys`)."""
     _plan: _Plan = field(repr=False, compare=False)
+    state_lane: FastPath | None = field(default=None, repr=False, compare=False)
+    """The fast lane on the raw state, if the expression reads public state keys only.
+
+    ``state_lane({"state": state})`` takes LangGraph's state as it is, unconverted: the lane
+    reads only ints, strings and bools, whose view is the value itself. It returns
+    :data:`MISS` when it does not apply (evaluate then); it never raises.
+    """
 
     def evaluate(self, context: Mapping[str, Any]) -> Any:
         """Evaluate against ``context``.
@@ -344,7 +352,11 @@ def _compile(source: str, extra: frozenset[str]) -> Expression:
         scan=scan,
         fast=None if called else fast_path(source, variables),
     )
-    return Expression(source, variables, frozenset(scan.state_keys), plan)
+    state_keys = frozenset(scan.state_keys)
+    lane = plan.fast
+    if variables != {"state"} or scan.whole_state or any(k.startswith("__") for k in state_keys):
+        lane = None  # it reads more than public state keys by name
+    return Expression(source, variables, state_keys, plan, lane)
 
 
 def _extra(names: Collection[str]) -> frozenset[str]:

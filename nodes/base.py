@@ -18,6 +18,7 @@ from pydantic import BaseModel
 
 from graph_runtime.errors import ExpressionError
 from graph_runtime.expressions import (
+    MISS,
     Expression,
     Scope,
     Template,
@@ -188,6 +189,9 @@ class NodeContext:
 
     def evaluate(self, expr: Expression, field: str, **more: Any) -> Any:
         """Evaluate ``expr``; errors are E007 tagged with this node and ``field``."""
+        if (lane := expr.state_lane) is not None and not more and "state" not in self.extra:
+            if (value := lane({"state": self.state})) is not MISS:
+                return value
         scope = self.scope.with_views(more) if more else self.scope
         try:
             return expr.evaluate(scope)

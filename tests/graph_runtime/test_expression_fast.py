@@ -140,3 +140,36 @@ def test_errors_still_come_from_cel() -> None:
     with pytest.raises(ExpressionError):
         expression.evaluate(Scope({}))
     assert expression.evaluate(Scope({"count": 1, "other": object()})) == 2
+
+
+def test_the_state_lane_reads_the_raw_state_as_its_view_would() -> None:
+    # On LangGraph's state as it is (private keys, unconverted values), the state lane
+    # gives what evaluate() gives on the public state's view, or leaves it to evaluate().
+    rng = random.Random(11)
+    taken = 0
+    for source in _sources():
+        expression = compile_expression(source, extra_variables=["item"])
+        lane = expression.state_lane
+        if lane is None:
+            continue
+        taken += 1
+        assert expression.variables == {"state"}
+        for _ in range(20):
+            state = {"a": rng.choice(VALUES), "b": rng.choice(VALUES), "__input__": {"a": 1}}
+            if rng.random() < 0.2:
+                del state["a"]
+            got = lane({"state": state})
+            if got is MISS:
+                continue
+            public = {k: v for k, v in state.items() if not k.startswith("__")}
+            assert _by_runtime(source, {"state": public}) == ("ok", got), (source, state)
+    assert taken > 100
+
+
+@pytest.mark.parametrize(
+    "source",
+    ["state.count + input.n", "item + 1", "run.attempt", "state", "size(state.a) > 1"],
+)
+def test_no_state_lane_for_what_reads_more_than_public_state_keys(source: str) -> None:
+    # (A private key is no question: `state.__input__` does not compile.)
+    assert compile_expression(source, extra_variables=["item"]).state_lane is None
