@@ -14,6 +14,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, nullcontext
 from dataclasses import dataclass, field
+from time import monotonic
 from typing import Any, Generic, TypeVar
 
 from graph_runtime import failpoints
@@ -58,6 +59,19 @@ class EventQueue(Generic[_T]):
             self._waiter = None
             if not waiter.done():
                 waiter.set_result(None)
+
+    def offer(self, item: _T, limit: int) -> bool:
+        """:meth:`put_nowait` unless ``limit`` items are queued already; whether it did."""
+        items = self._items
+        if len(items) >= limit:
+            return False
+        items.append(item)
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+        return True
 
     def get_nowait(self) -> _T:
         """The oldest item; raises ``asyncio.QueueEmpty`` if there is none."""
@@ -115,7 +129,8 @@ class EventBus:
 
     def publish(self, event: Event) -> None:
         """Hand an (already persisted) event to every subscriber of its run. Never blocks."""
-        failpoints.hit("before_publish")
+        if failpoints.ENABLED:
+            failpoints.hit("before_publish")
         for observer in self._observers:
             try:
                 observer(event)
@@ -127,7 +142,7 @@ class EventBus:
         for sub in list(subs):
             if sub.dropped or (sub.types is not None and event.type not in sub.types):
                 continue
-            if sub.queue.qsize() >= self.max_queue:
+            if not sub.queue.offer(event, self.max_queue):
                 # A frozen client must not hold the run back or grow memory: drop it; it
                 # will reconnect with Last-Event-ID and replay from the store.
                 sub.dropped = True
@@ -136,8 +151,6 @@ class EventBus:
                     "dropped a slow subscriber",
                     extra={"action": "sse_drop", "run_id": event.run_id},
                 )
-                continue
-            sub.queue.put_nowait(event)
 
     def subscriber_count(self, run_id: str) -> int:
         """How many subscribers a run has."""
@@ -176,28 +189,30 @@ class _Heartbeat:
     """Puts ``_TICK`` in a queue once nothing was delivered from it for ``every`` seconds.
 
     One timer, moved along only when it fires: arming one per event (``asyncio.timeout``
-    around each ``get``) cost more than the rest of a delivery.
+    around each ``get``) cost more than the rest of a delivery. A delivery only sets
+    :attr:`quiet_since` (``monotonic()``, where ``loop.time()`` is a Python call); the
+    timer is armed relative to now, so the loop's own clock may differ.
     """
+
+    __slots__ = ("_every", "_loop", "_queue", "_timer", "quiet_since")
 
     def __init__(self, queue: EventQueue[Any], every: float) -> None:
         self._loop = asyncio.get_running_loop()
         self._queue = queue
         self._every = every
-        self._quiet_since = self._loop.time()
-        self._timer = self._loop.call_at(self._quiet_since + every, self._fire)
-
-    def delivered(self) -> None:
-        self._quiet_since = self._loop.time()
+        self.quiet_since = monotonic()
+        """When the last item was delivered (``time.monotonic()``)."""
+        self._timer = self._loop.call_later(every, self._fire)
 
     def close(self) -> None:
         self._timer.cancel()
 
     def _fire(self) -> None:
-        now = self._loop.time()
-        if now >= self._quiet_since + self._every:
+        now = monotonic()
+        if now >= self.quiet_since + self._every:
             self._queue.put_nowait(_TICK)
-            self._quiet_since = now
-        self._timer = self._loop.call_at(self._quiet_since + self._every, self._fire)
+            self.quiet_since = now
+        self._timer = self._loop.call_later(self.quiet_since + self._every - now, self._fire)
 
 
 async def replay_then_live(
@@ -253,7 +268,7 @@ async def replay_then_live(
                 if item is _TICK:
                     yield None
                     continue
-                beat.delivered()
+                beat.quiet_since = monotonic()
                 if item is None:
                     return
                 if item.id <= last:

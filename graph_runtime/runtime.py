@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AsyncExitStack
 from functools import partial
 from pathlib import Path
@@ -36,7 +36,7 @@ from graph_runtime._integrations import (
 from graph_runtime.compiler import CompiledWorkflow, Compiler
 from graph_runtime.config import RuntimeConfig
 from graph_runtime.errors import InputValidationError, WorkflowNotFound
-from graph_runtime.events import EventBus, Subscription, replay_then_live
+from graph_runtime.events import EventBus, replay_then_live
 from graph_runtime.models import (
     ErrorCode,
     Event,
@@ -348,21 +348,20 @@ class Runtime:
         record = await self.submit(workflow, input, **kwargs)
         return await self.wait(record.run_id)
 
-    async def stream(
+    def stream(
         self, workflow: WorkflowSource, input: Mapping[str, Any] | None = None, **kwargs: Any
     ) -> AsyncIterator[Event]:
-        """Run a workflow and yield its events until it finishes or waits."""
+        """Run a workflow and yield its events until it finishes or waits.
+
+        The run is submitted when the first event is asked for.
+        """
         run_id = kwargs.pop("run_id", None) or uuid.uuid4().hex
-        # Subscribed before the run exists: a run this call creates publishes every event
-        # to this subscription, and its stream needs no read of the store. (A run that
-        # existed already is replayed from the store first.)
-        async with self.bus.subscribe(run_id) as subscription:
+
+        async def submit() -> bool:
             _, created = await self._submit(workflow, input, run_id=run_id, **kwargs)
-            events = self._events(
-                run_id, 0, follow=False, check=False, subscription=subscription, replay=not created
-            )
-            async for event in events:
-                yield event
+            return created
+
+        return self._events(run_id, 0, follow=False, check=False, submit=submit)
 
     def events(self, run_id: str, after: int = 0, *, follow: bool = False) -> AsyncIterator[Event]:
         """The run's events after ``after``: stored, then live, with no gap and no duplicate.
@@ -379,41 +378,46 @@ class Runtime:
         *,
         follow: bool,
         check: bool,
-        subscription: Subscription | None = None,
-        replay: bool = True,
+        submit: Callable[[], Awaitable[bool]] | None = None,
     ) -> AsyncIterator[Event]:
+        """The events of :meth:`events`, after ``submit()`` if given (whether it created the run).
+
+        ``submit`` runs subscribed: a run it creates publishes every event to this
+        subscription, and its stream needs no read of the store. (A run that existed
+        already is replayed from the store first.)
+        """
         if check:
             await self.store.get_run(run_id)  # RunNotFound early
-        stream = replay_then_live(
-            self.bus,
-            run_id,
-            after,
-            partial(self.store.events_after, limit=_REPLAY_PAGE),
-            is_finished=lambda: self._finished(run_id),
-            heartbeat=self.config.heartbeat_seconds,
-            page=_REPLAY_PAGE,
-            subscription=subscription,
-            replay=replay,
-        )
-        async for event in stream:
-            if event is None:
-                if not follow and await self._settled(run_id):
+        async with self.bus.subscribe(run_id) as subscription:
+            stream = replay_then_live(
+                self.bus,
+                run_id,
+                after,
+                partial(self.store.events_after, limit=_REPLAY_PAGE),
+                is_finished=lambda: self._finished(run_id),
+                heartbeat=self.config.heartbeat_seconds,
+                page=_REPLAY_PAGE,
+                subscription=subscription,
+                replay=submit is None or not await submit(),
+            )
+            async for event in stream:
+                if event is None:
+                    if not follow and await self._settled(run_id):
+                        return
+                    continue
+                yield event
+                if event.type is EventType.END:
                     return
-                continue
-            yield event
-            if event.type is EventType.END:
-                return
-            if (
-                not follow
-                and event.type is EventType.STATUS
-                and await self._waits_at(run_id, event)
-            ):
-                return
+                if (
+                    not follow
+                    and event.type is EventType.STATUS
+                    and event.data.get("new") in _WAITING_VALUES
+                    and await self._waits_at(run_id, event)
+                ):
+                    return
 
     async def _waits_at(self, run_id: str, event: Event) -> bool:
         # A replayed `paused` that was later resumed is history, not the end of the stream.
-        if event.data.get("new") not in _WAITING_VALUES:
-            return False
         record = await self.store.get_run(run_id)
         return record.status in _SETTLED and await self.store.last_event_id(run_id) == event.id
 

@@ -55,6 +55,13 @@ async def test_event_queue_is_fifo_and_wakes_its_waiting_consumer() -> None:
     queue.put_nowait(5)
     assert await asyncio.wait_for(queue.get(), 1) == 5 and queue.empty()
 
+    # offer(): put unless the limit is reached; it wakes a waiting consumer too.
+    waiting = asyncio.ensure_future(queue.get())
+    await asyncio.sleep(0)
+    assert queue.offer(6, 2) and await waiting == 6
+    assert queue.offer(7, 2) and queue.offer(8, 2) and not queue.offer(9, 2)
+    assert queue.qsize() == 2 and queue.get_nowait() == 7 and queue.get_nowait() == 8
+
 
 async def test_observers_see_every_run_until_detached_and_a_failing_one_is_ignored() -> None:
     bus = EventBus()
