@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
+from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.errors import GraphDrained, GraphRecursionError
 from langgraph.runtime import RunControl
@@ -533,7 +534,17 @@ class RunManager:
         while True:
             try:
                 if started is not None and not outages:
-                    await self._execute_started(*started)
+                    # A run submit stored running (see _start_now): no step recorded, no
+                    # checkpoint yet. (Inline: every frame here is re-entered at each
+                    # resume of the run's task.)
+                    active, record = started
+                    try:
+                        definition = await self._definition_of(record)
+                    except BaseException:
+                        self._active.pop(record.run_id, None)
+                        raise
+                    active.recorder.current_status = TaskStatus.RUNNING
+                    await self._run(active, record, definition, _NO_VALUE, retry=False, fresh=True)
                 else:
                     await self._execute_once(run_id, payload, retry=outages > 0)
                 return
@@ -580,16 +591,6 @@ class RunManager:
         self._active[run_id] = active
         await self._run(active, record, definition, payload, retry=retry)
 
-    async def _execute_started(self, active: _Active, record: RunRecord) -> None:
-        # A run submit stored running (see _start_now): no step recorded, no checkpoint yet.
-        try:
-            definition = await self._definition_of(record)
-        except BaseException:
-            self._active.pop(record.run_id, None)
-            raise
-        active.recorder.current_status = TaskStatus.RUNNING
-        await self._run(active, record, definition, _NO_VALUE, retry=False, fresh=True)
-
     async def _run(
         self,
         active: _Active,
@@ -603,7 +604,9 @@ class RunManager:
         run_id = record.run_id
         recorder = active.recorder
         try:
-            await self._drive(active, record, definition, payload, retry=retry, fresh=fresh)
+            prepared = await self._prepare(active, record, definition, payload, retry, fresh)
+            if prepared is not None:
+                await self._stream(active, definition, *prepared)
         except asyncio.CancelledError:
             if not active.stop_requested:
                 raise  # shutdown: the run stays `running` and is recovered on the next start
@@ -650,17 +653,20 @@ class RunManager:
                 "could not mark run %s failed", recorder.run_id, extra={"action": "run_error"}
             )
 
-    async def _drive(
+    async def _prepare(
         self,
         active: _Active,
         record: RunRecord,
         definition: WorkflowDefinition,
         payload: Any,
-        *,
-        retry: bool = False,
-        fresh: bool = False,
-    ) -> None:
-        """Run the graph; ``fresh``: the run is known to have no checkpoint yet."""
+        retry: bool,
+        fresh: bool,
+    ) -> tuple[CompiledWorkflow, StartPlan, RunnableConfig, float | None] | None:
+        """Compile, start the run, and plan its ``astream`` call (None: it ended already).
+
+        ``fresh``: the run is known to have no checkpoint yet. Returns the compiled graph,
+        the plan, the thread's config and the run's timeout.
+        """
         recorder = active.recorder
         run_id = record.run_id
         try:
@@ -668,7 +674,7 @@ class RunManager:
         except GraphRuntimeError as exc:
             await self._start(recorder, record)
             await self._end(recorder, TaskStatus.RUNNING, TaskStatus.FAILED, exc.message, exc.code)
-            return
+            return None
         recorder.expected_steps = compiled.expected_steps
         config = compiled.config(record.thread_id)
         if retry and payload is not _NO_VALUE and payload is not None:
@@ -709,6 +715,20 @@ class RunManager:
                 stream_modes=compiled.stream_modes,
                 durability=definition.settings.durability,
             )
+        return compiled, plan, config, record.timeout_seconds or definition.settings.timeout_seconds
+
+    async def _stream(
+        self,
+        active: _Active,
+        definition: WorkflowDefinition,
+        compiled: CompiledWorkflow,
+        plan: StartPlan,
+        config: RunnableConfig,
+        timeout: float | None,
+    ) -> None:
+        """Run the graph as planned, record what it streams, and end the run."""
+        recorder = active.recorder
+        run_id = recorder.run_id
         context = RunContext(
             run_id=run_id,
             workflow_id=definition.id,
@@ -716,7 +736,6 @@ class RunManager:
             recorder=recorder,
             services=self.services,
         )
-        timeout = record.timeout_seconds or definition.settings.timeout_seconds
         error: tuple[ErrorCode, str] | None = None
         drained: str | None = None
         subgraphs = compiled.streams_subgraphs
