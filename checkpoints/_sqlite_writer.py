@@ -68,7 +68,7 @@ Prelude = Callable[[sqlite3.Connection], Callable[[], None] | None]
 """Runs first in every transaction; returns what to call once that transaction committed."""
 
 WriterMode = Literal["loop", "thread"]
-When = Literal["soon", "now", "later"]
+When = Literal["soon", "now", "later", "next"]
 
 LATER_DELAY = 0.002
 """Default seconds a ``when="later"`` operation waits for company before it commits alone."""
@@ -279,6 +279,8 @@ class GroupCommitWriter:
                 ask for a commit; join the next one (e.g. of the checkpoint that follows,
                 which then still commits at once if everything queued belongs to its
                 thread), or commit alone after ``later_delay`` seconds if none comes.
+                ``"next"``: as ``"later"``, without the ``later_delay`` backstop: the
+                caller knows a commit follows (the writes of the task that queued it).
         """
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[object] = loop.create_future()
@@ -323,11 +325,11 @@ class GroupCommitWriter:
                 and all(o.key == key for o in queue)
             )
             queue.append(op)
-            if when == "later":
+            if when == "later" or when == "next":
                 # Queue order is commit order either way; only the moment differs. The
                 # timer is a backstop so that nothing waits long for a commit to join.
                 # (With a gate, the other user's next commit takes the queue along.)
-                if loop in self._scheduled or loop in self._later:
+                if when == "next" or loop in self._scheduled or loop in self._later:
                     return
                 self._later[loop] = loop.call_later(self._later_delay, self._flush_later, loop)
                 return
@@ -355,7 +357,17 @@ class GroupCommitWriter:
         while a prelude is due: the writer's own flush runs it first.
         """
         with self._conn_lock:
-            if not self._queue or self._prelude_now() is not None:
+            if not self._queue:
+                return []
+            if self._prelude_now() is not None:
+                # The writer's own flush runs the prelude, then the queue: an operation
+                # queued "next" counted on this commit and has no backstop.
+                loop = _running_loop()
+                if loop is not None:
+                    with self._state_lock:
+                        if loop not in self._scheduled:
+                            self._scheduled.add(loop)
+                            loop.call_soon(self._flush_from_loop, loop)
                 return []
             taken = self._drain()
         with self._state_lock:

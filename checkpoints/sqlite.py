@@ -488,10 +488,13 @@ class SqliteRunStore:
         on_done: Callable[[BaseException | None], None],
         lazy: bool = False,
         urgent: bool = False,
+        followed: bool = False,
     ) -> None:
         """:meth:`record_nowait` for rows already built, reporting to ``on_done`` only.
 
         ``rows`` (:func:`~checkpoints.store.record_rows`) must all be of run ``run_id``.
+        ``followed`` (with ``lazy``): a commit of the checkpointer is known to follow (the
+        writes of the task that recorded them), so no timer backs the wait for it.
         ``on_done(error)`` is called once the write committed (``None``) or failed, before
         whatever waits for the same commit resumes; with nothing to write and ``lazy``, at
         once. Must be called on the event loop.
@@ -499,7 +502,7 @@ class SqliteRunStore:
         Raises:
             StoreError: the store is closed (at once).
         """
-        when: When = "later" if lazy else "now" if urgent else "soon"
+        when: When = ("next" if followed else "later") if lazy else "now" if urgent else "soon"
         if rows:
             # A write the database refuses as a whole goes to the journal; its on_done is
             # called once the journal is replayed (its events are published then, in order).

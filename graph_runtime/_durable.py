@@ -33,6 +33,7 @@ class PersistFn(Protocol):
         lazy: bool,
         urgent: bool,
         on_done: Callable[[BaseException | None], None],
+        followed: bool = False,
     ) -> None:
         """Call ``on_done(error)`` once the write is durable (``None``) or failed.
 
@@ -72,7 +73,13 @@ class DurableWrites:
         return bool(self._inflight)
 
     def queue(
-        self, events: list[Event], rows: RecordRows, *, lazy: bool, urgent: bool = False
+        self,
+        events: list[Event],
+        rows: RecordRows,
+        *,
+        lazy: bool,
+        urgent: bool = False,
+        followed: bool = False,
     ) -> None:
         """Queue one write; its events are published once it committed.
 
@@ -81,12 +88,19 @@ class DurableWrites:
             rows: Its rows (those of ``events`` among them).
             lazy: Ask for no commit of its own: it joins the next one.
             urgent: :meth:`wait` follows: the store may commit it at once.
+            followed: (with ``lazy``) a checkpointer commit is known to follow.
         """
         write = _Write(events)
         inflight = self._inflight
         inflight.append(write)
         try:
-            self._persist(rows, lazy=lazy, urgent=urgent, on_done=partial(self._on_done, write))
+            self._persist(
+                rows,
+                lazy=lazy,
+                urgent=urgent,
+                on_done=partial(self._on_done, write),
+                followed=followed,
+            )
         except BaseException:
             if inflight and inflight[-1] is write:
                 inflight.pop()

@@ -82,6 +82,8 @@ class RunContext:
     services: Mapping[str, Any] = field(default_factory=dict)
     step_prefix: str = ""
     """Prepended to step names: a subgraph's steps are recorded as ``<parent node>/<node>``."""
+    writes_saved: bool = False
+    """LangGraph saves each task's writes as it finishes (a durability other than ``exit``)."""
 
 
 def _append(left: Any, right: Any) -> Any:
@@ -778,7 +780,11 @@ class _NodeRunner:
                 started_at=started,
                 result=result,
             )
-            await recorder.settle()
+            # A top-level node that returns an update: LangGraph saves its writes next, and
+            # the record joins that commit.
+            await recorder.settle(
+                followed=rc.writes_saved and not rc.step_prefix and bool(out.update)
+            )
             return self._to_langgraph(out, state, rc)
 
     def _goto_for(self, branch: str | None) -> list[str] | None:

@@ -131,7 +131,7 @@ class EventRecorder:
             self.sink(event)
         return event
 
-    def submit(self, *, lazy: bool = False, urgent: bool = False) -> None:
+    def submit(self, *, lazy: bool = False, urgent: bool = False, followed: bool = False) -> None:
         """Queue what was recorded since the last call with the store; do not wait.
 
         Without ``persist`` the events are published at once. Raises the error of a queued
@@ -140,6 +140,8 @@ class EventRecorder:
         Args:
             lazy: The write asks for no commit of its own (it joins the next one).
             urgent: The caller waits for the write next (the store may commit it at once).
+            followed: (with ``lazy``) a checkpointer commit is known to follow: the task
+                that recorded it returns writes, which LangGraph saves next.
         """
         writes = self._writes
         if writes is not None and writes.failure is not None:
@@ -155,20 +157,24 @@ class EventRecorder:
                     self.publish(event)
             return
         # No await from taking the records to queuing them: queue order is id order.
-        writes.queue(events, rows, lazy=lazy, urgent=urgent)
+        writes.queue(events, rows, lazy=lazy, urgent=urgent, followed=followed)
 
-    async def settle(self) -> None:
+    async def settle(self, *, followed: bool = False) -> None:
         """Make the run's records safe to move on from (called by nodes and the run loop).
 
         With ``await_steps`` this is :meth:`flush`. Otherwise the store commits through the
         checkpointer's writer in queue order, and queuing (:meth:`submit`) already makes
         the records durable no later than the next checkpoint; a status change being
         written makes it wait for the lock instead, so nothing is queued ahead of it.
+
+        ``followed``: the caller knows a checkpointer commit follows (a node that returns
+        writes, under a durability that saves them): the records join it, with no timer
+        of their own in case none came.
         """
         if self.await_steps or self._in_transition:
             await self.flush()
         else:
-            self.submit(lazy=True)
+            self.submit(lazy=True, followed=followed)
 
     async def flush(self) -> None:
         """Queue what was recorded, wait until every queued write is durable, publish."""

@@ -352,10 +352,13 @@ class RunManager:
             lazy: bool,
             urgent: bool,
             on_done: Callable[[BaseException | None], None],
+            followed: bool = False,
         ) -> None:
             if rows.steps and failpoints.ENABLED:
                 on_done = failpoints.after(on_done, "after_step_record")
-            queue_records(run_id, rows, lazy=lazy, urgent=urgent, on_done=on_done)
+            queue_records(
+                run_id, rows, lazy=lazy, urgent=urgent, on_done=on_done, followed=followed
+            )
 
         return persist
 
@@ -735,6 +738,7 @@ class RunManager:
             version=definition.version,
             recorder=recorder,
             services=self.services,
+            writes_saved=plan.durability != "exit",
         )
         error: tuple[ErrorCode, str] | None = None
         drained: str | None = None

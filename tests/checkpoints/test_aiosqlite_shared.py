@@ -17,6 +17,7 @@ from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from checkpoints._sqlite_writer import GroupCommitWriter
 from checkpoints.sqlite import SqliteRunStore
 from checkpoints.storage import open_runtime_storage
+from checkpoints.store import record_rows
 from graph_runtime.errors import RunNotFound, StoreError
 from graph_runtime.models import Event, EventType, TaskStatus, TaskStepResult
 from graph_runtime.runtime import Runtime
@@ -110,6 +111,46 @@ async def test_a_lazy_record_joins_the_savers_commit_or_the_backstop(tmp_path: P
         lazy = store.record_nowait("r", steps=[step("b")], lazy=True)
         await asyncio.wait_for(lazy, 5)  # nothing else commits: the backstop does
         assert committed_steps(db) == ["a", "b"]
+
+
+async def test_a_followed_record_keeps_no_timer_and_joins_the_next_commit(
+    tmp_path: Path,
+) -> None:
+    # `followed`: the caller knows a commit follows (its task's writes), so no backstop
+    # timer is armed; the saver's next commit takes the record along.
+    db = tmp_path / "runs.db"
+    async with open_runtime_storage(db, checkpointer="langgraph-sqlite") as st:
+        store, saver = st.store, st.checkpointer
+        await create(store, "r")
+        writer: GroupCommitWriter = store._writer
+        writer._later_delay = 0.01
+        done: list[BaseException | None] = []
+        rows = record_rows("r", [], [step("a")], [])
+        store.queue_records("r", rows, lazy=True, followed=True, on_done=done.append)
+        assert not writer._later
+        await asyncio.sleep(0.05)  # five backstop delays: none commits it
+        assert done == [] and committed_steps(db) == []
+        await saver.aput(CONFIG, empty_checkpoint(), {}, {})
+        assert done == [None] and committed_steps(db) == ["a"]
+
+        # A commit that cannot take the queue (the writer's prelude is due: it runs first)
+        # has the writer flush it itself, prelude first.
+        ran: list[str] = []
+
+        def prelude(conn: sqlite3.Connection) -> None:
+            ran.append("prelude")
+
+        writer.set_prelude(prelude, due=lambda: not ran)
+        rows = record_rows("r", [], [step("b")], [])
+        store.queue_records(
+            "r", rows, lazy=True, followed=True, on_done=lambda e: ran.append(f"b {e}")
+        )
+        await saver.aput(CONFIG, empty_checkpoint(), {}, {})
+        for _ in range(100):
+            if len(ran) == 2:
+                break
+            await asyncio.sleep(0.01)
+        assert ran == ["prelude", "b None"] and committed_steps(db) == ["a", "b"]
 
 
 async def test_a_failing_record_in_the_savers_commit_fails_alone(tmp_path: Path) -> None:
