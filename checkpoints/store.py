@@ -485,7 +485,7 @@ class RunStore(Protocol):
 
         ``on_done(error)`` is called once the write committed (``None``) or failed; with
         nothing to write and ``lazy``, at once. The run's recorder writes through this.
-        ``followed`` (with ``lazy``): a commit of the checkpointer's is known to follow,
+        ``followed`` (with ``lazy``): a commit of the checkpointer is known to follow,
         which the write may count on to join rather than keep a timer of its own.
         """
         ...

@@ -173,7 +173,7 @@ class CompiledWorkflow:
         """The LangGraph stream modes a run needs.
 
         No ``values``: the run's final state comes with LangGraph's end of the run (see
-        :func:`graph_runtime.recorder.final_values_callbacks`). ``messages`` and
+        :meth:`graph_runtime.recorder.EventRecorder.final_values_callbacks`). ``messages`` and
         ``subgraphs=True`` (like ``custom``) make LangGraph stream
         concurrently, which costs CPU every step and commits a superstep's writes apart from
         its checkpoint; they are asked for only when a node can use them. Chunks a node

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, nullcontext
@@ -53,12 +54,7 @@ class EventQueue(Generic[_T]):
         return not self._items
 
     def put_nowait(self, item: _T) -> None:
-        self._items.append(item)
-        waiter = self._waiter
-        if waiter is not None:
-            self._waiter = None
-            if not waiter.done():
-                waiter.set_result(None)
+        self.offer(item, sys.maxsize)
 
     def offer(self, item: _T, limit: int) -> bool:
         """:meth:`put_nowait` unless ``limit`` items are queued already; whether it did."""
