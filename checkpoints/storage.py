@@ -47,6 +47,14 @@ class Storage:
         """True when step records commit in the checkpointer's transactions (in order)."""
         return self.store.shares_writer
 
+    @property
+    def exclusive(self) -> bool:
+        """True: this process alone runs the database's runs (it holds the process lock).
+
+        So every event of every run in it is published on this process's event bus.
+        """
+        return True
+
 
 @asynccontextmanager
 async def open_runtime_storage(

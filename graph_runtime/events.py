@@ -211,6 +211,18 @@ class _Heartbeat:
         self._timer = self._loop.call_later(self.quiet_since + self._every - now, self._fire)
 
 
+class _NoHeartbeat:
+    """A heartbeat that never ticks (and arms no timer)."""
+
+    __slots__ = ("quiet_since",)
+
+    def __init__(self) -> None:
+        self.quiet_since = 0.0
+
+    def close(self) -> None:
+        pass
+
+
 async def replay_then_live(
     bus: EventBus,
     run_id: str,
@@ -218,14 +230,15 @@ async def replay_then_live(
     load: Callable[[str, int], Awaitable[list[Event]]],
     *,
     is_finished: Callable[[], Awaitable[bool]],
-    heartbeat: float = 15.0,
+    heartbeat: float | None = 15.0,
     page: int | None = None,
     subscription: Subscription | None = None,
     replay: bool = True,
 ) -> AsyncIterator[Event | None]:
     """Every event after ``after``: stored ones first, then live ones, no gap, no duplicate.
 
-    Yields ``None`` as a heartbeat tick when nothing happened for ``heartbeat`` seconds.
+    Yields ``None`` as a heartbeat tick when nothing happened for ``heartbeat`` seconds
+    (never when it is None).
     Ends after an ``end`` event, or when the subscriber is dropped. ``page``: the most
     events ``load`` returns at once, if it has such a limit (a shorter batch is then the
     last one stored, and is not followed by a read that finds nothing).
@@ -254,7 +267,7 @@ async def replay_then_live(
         if replay and await is_finished():
             return
         queue = sub.queue
-        beat = _Heartbeat(queue, heartbeat)
+        beat = _Heartbeat(queue, heartbeat) if heartbeat is not None else _NoHeartbeat()
         try:
             while True:
                 # A burst is taken without suspending; otherwise the subscriber runs one

@@ -104,6 +104,7 @@ class Runtime:
         self._stack: AsyncExitStack | None = None
         self._store: RunStore | None = None
         self._manager: RunManager | None = None
+        self._exclusive = False
         # (workflow id, content hash) → document, for definitions already checked.
         self._checked: dict[tuple[str, str], dict[str, Any]] = {}
         self.bus = EventBus(max_queue=self.config.sse_queue_size)
@@ -139,6 +140,7 @@ class Runtime:
                 storage_retry_seconds=self.config.storage_retry_seconds,
             )
             self._store, self._manager = store, manager
+            self._exclusive = storage.exclusive
             await self._recover()
             await manager.start()
             stack.push_async_callback(manager.close, self.config.shutdown_grace_seconds)
@@ -389,16 +391,23 @@ class Runtime:
         if check:
             await self.store.get_run(run_id)  # RunNotFound early
         async with self.bus.subscribe(run_id) as subscription:
+            replay = submit is None or not await submit()
+            # A tick makes a stream that does not follow ask the store whether its run
+            # settled, in case the event saying so was published elsewhere. A run this
+            # subscription saw created, on a database this process alone runs, publishes
+            # every event to it; a stream that follows ignores ticks. Neither arms the timer
+            # (while one is armed, every turn of the event loop reads the clock).
+            quiet = follow or (not replay and self._exclusive)
             stream = replay_then_live(
                 self.bus,
                 run_id,
                 after,
                 partial(self.store.events_after, limit=_REPLAY_PAGE),
                 is_finished=lambda: self._finished(run_id),
-                heartbeat=self.config.heartbeat_seconds,
+                heartbeat=None if quiet else self.config.heartbeat_seconds,
                 page=_REPLAY_PAGE,
                 subscription=subscription,
-                replay=submit is None or not await submit(),
+                replay=replay,
             )
             async for event in stream:
                 if event is None:

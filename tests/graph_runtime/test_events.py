@@ -114,6 +114,28 @@ async def test_replay_then_live_ticks_only_after_a_quiet_heartbeat() -> None:
     assert got[-1][1] >= got[-2][1] + 0.19  # the tick came a heartbeat after the last one
 
 
+async def test_replay_then_live_without_heartbeat_arms_no_timer() -> None:
+    bus = EventBus()
+
+    async def load(run_id: str, after: int) -> list[Event]:
+        return []
+
+    async def not_finished() -> bool:
+        return False
+
+    async with bus.subscribe("a") as sub:
+        stream = replay_then_live(
+            bus, "a", 0, load, is_finished=not_finished, heartbeat=None, subscription=sub
+        )
+        waiting = asyncio.ensure_future(anext(stream))
+        await asyncio.sleep(0)
+        loop = asyncio.get_running_loop()
+        assert not loop._scheduled  # type: ignore[attr-defined]
+        bus.publish(event("a", 1))
+        assert (await waiting).id == 1  # type: ignore[union-attr]
+        await stream.aclose()
+
+
 @pytest.mark.parametrize(
     ("stored", "page", "reads"), [(5, 2, [0, 2, 4]), (4, 2, [0, 2, 4]), (3, None, [0, 3])]
 )
