@@ -167,27 +167,27 @@ class CompiledWorkflow:
     defaults: Mapping[str, Any]
     expected_steps: int
     node_types: Mapping[str, str]
+    stream_modes: tuple[StreamMode, ...] = field(init=False)
+    """The LangGraph stream modes a run needs.
 
-    @property
-    def stream_modes(self) -> list[StreamMode]:
-        """The LangGraph stream modes a run needs.
+    No ``values``: the run's final state comes with LangGraph's end of the run (see
+    :meth:`graph_runtime.recorder.EventRecorder.final_values_callbacks`). ``messages`` and
+    ``subgraphs=True`` (like ``custom``) make LangGraph stream
+    concurrently, which costs CPU every step and commits a superstep's writes apart from
+    its checkpoint; they are asked for only when a node can use them. Chunks a node
+    writes with ``ctx.writer`` go to the recorder directly, so ``custom`` is never needed.
+    """
+    streams_subgraphs: bool = field(init=False)
+    """Whether a run streams with ``subgraphs=True`` (a node runs a child graph)."""
 
-        No ``values``: the run's final state comes with LangGraph's end of the run (see
-        :meth:`graph_runtime.recorder.EventRecorder.final_values_callbacks`). ``messages`` and
-        ``subgraphs=True`` (like ``custom``) make LangGraph stream
-        concurrently, which costs CPU every step and commits a superstep's writes apart from
-        its checkpoint; they are asked for only when a node can use them. Chunks a node
-        writes with ``ctx.writer`` go to the recorder directly, so ``custom`` is never needed.
-        """
-        modes: list[StreamMode] = ["updates"]
-        if any(t in _TOKEN_NODE_TYPES for t in self.node_types.values()):
-            modes.append("messages")
-        return modes
-
-    @property
-    def streams_subgraphs(self) -> bool:
-        """Whether a run streams with ``subgraphs=True`` (a node runs a child graph)."""
-        return any(t in _SUBGRAPH_NODE_TYPES for t in self.node_types.values())
+    def __post_init__(self) -> None:
+        # Computed once: every run of the graph asks.
+        types = set(self.node_types.values())
+        modes: tuple[StreamMode, ...] = ("updates",)
+        if types & _TOKEN_NODE_TYPES:
+            modes += ("messages",)
+        object.__setattr__(self, "stream_modes", modes)
+        object.__setattr__(self, "streams_subgraphs", bool(types & _SUBGRAPH_NODE_TYPES))
 
     def initial_input(self, input_data: Mapping[str, Any]) -> dict[str, Any]:
         """The first update of a run: defaults, same-named input keys, and the raw input."""

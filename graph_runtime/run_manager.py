@@ -533,13 +533,17 @@ class RunManager:
     async def _execute(
         self, run_id: str, payload: Any, started: tuple[_Active, RunRecord] | None = None
     ) -> None:
+        """A run's task: run it; after a database outage, again from its last checkpoint.
+
+        (The run's frames are few and inline: every frame here is re-entered at each resume
+        of the run's task.)
+        """
         outages = 0
         while True:
             try:
                 if started is not None and not outages:
                     # A run submit stored running (see _start_now): no step recorded, no
-                    # checkpoint yet. (Inline: every frame here is re-entered at each
-                    # resume of the run's task.)
+                    # checkpoint yet.
                     active, record = started
                     try:
                         definition = await self._definition_of(record)
@@ -547,9 +551,27 @@ class RunManager:
                         self._active.pop(record.run_id, None)
                         raise
                     active.recorder.current_status = TaskStatus.RUNNING
-                    await self._run(active, record, definition, _NO_VALUE, retry=False, fresh=True)
+                    given, fresh = _NO_VALUE, True
                 else:
-                    await self._execute_once(run_id, payload, retry=outages > 0)
+                    loaded = await self._load(run_id)
+                    if loaded is None:
+                        return  # cancelled or stopped while it waited in the queue
+                    active, record, definition = loaded
+                    given, fresh = payload, False
+                try:
+                    prepared = await self._prepare(
+                        active, record, definition, given, outages > 0, fresh
+                    )
+                    if prepared is not None:
+                        await self._stream(active, definition, *prepared)
+                except asyncio.CancelledError:
+                    if not active.stop_requested:
+                        raise  # shutdown: the run stays `running`, recovered on the next start
+                    await self._stopped(active.recorder)
+                except Exception as exc:
+                    await self._failed_outside(active.recorder, exc)
+                finally:
+                    self._active.pop(run_id, None)
                 return
             except StorageOutage as outage:
                 outages += 1
@@ -568,10 +590,11 @@ class RunManager:
                     await asyncio.sleep(min(0.05 * 2**outages, self.storage_retry_seconds))
                 await wait_for_store(self.store, self.storage_retry_seconds)
 
-    async def _execute_once(self, run_id: str, payload: Any, *, retry: bool) -> None:
+    async def _load(self, run_id: str) -> tuple[_Active, RunRecord, WorkflowDefinition] | None:
+        """A queued (or resumed) run's record, definition and recorder; None: it ended."""
         record = await self.store.get_run(run_id)
         if record.status not in (TaskStatus.PENDING, TaskStatus.RUNNING, TaskStatus.CRASHED):
-            return  # cancelled or stopped while it waited in the queue
+            return None
         definition = await self._definition_of(record)
         seen_keys: set[tuple[str, int]] = set()
         last_seq = 0
@@ -592,47 +615,30 @@ class RunManager:
         )
         active = _Active(run_id=run_id, recorder=recorder, task=asyncio.current_task())  # type: ignore[arg-type]
         self._active[run_id] = active
-        await self._run(active, record, definition, payload, retry=retry)
+        return active, record, definition
 
-    async def _run(
-        self,
-        active: _Active,
-        record: RunRecord,
-        definition: WorkflowDefinition,
-        payload: Any,
-        *,
-        retry: bool,
-        fresh: bool = False,
-    ) -> None:
-        run_id = record.run_id
-        recorder = active.recorder
-        try:
-            prepared = await self._prepare(active, record, definition, payload, retry, fresh)
-            if prepared is not None:
-                await self._stream(active, definition, *prepared)
-        except asyncio.CancelledError:
-            if not active.stop_requested:
-                raise  # shutdown: the run stays `running` and is recovered on the next start
-            await recorder.flush()
-            await self._end(
-                recorder,
-                TaskStatus.STOPPING,
-                TaskStatus.STOPPED,
-                "stopped by request",
-                ErrorCode.CANCELLED_ERROR,
-            )
-        except Exception as exc:
-            if is_storage_fault(exc):
-                raise StorageOutage(str(exc)) from exc
-            # A bug or a store failure outside the graph: never leave the run running.
-            logger.exception(
-                "run %s failed outside its graph",
-                run_id,
-                extra={"action": "run_error", "run_id": run_id},
-            )
-            await self._fail_safely(recorder, exc)
-        finally:
-            self._active.pop(run_id, None)
+    async def _stopped(self, recorder: EventRecorder) -> None:
+        """End a run its stop request cancelled."""
+        await recorder.flush()
+        await self._end(
+            recorder,
+            TaskStatus.STOPPING,
+            TaskStatus.STOPPED,
+            "stopped by request",
+            ErrorCode.CANCELLED_ERROR,
+        )
+
+    async def _failed_outside(self, recorder: EventRecorder, exc: Exception) -> None:
+        """A run's failure outside its graph; raises ``StorageOutage`` for a database fault."""
+        if is_storage_fault(exc):
+            raise StorageOutage(str(exc)) from exc
+        # A bug or a store failure outside the graph: never leave the run running.
+        logger.exception(
+            "run %s failed outside its graph",
+            recorder.run_id,
+            extra={"action": "run_error", "run_id": recorder.run_id},
+        )
+        await self._fail_safely(recorder, exc)
 
     async def _fail_safely(self, recorder: EventRecorder, exc: Exception) -> None:
         code, message = (
@@ -715,7 +721,7 @@ class RunManager:
             plan = StartPlan(
                 graph_input=graph_input,
                 config=config,
-                stream_modes=compiled.stream_modes,
+                stream_modes=list(compiled.stream_modes),
                 durability=definition.settings.durability,
             )
         return compiled, plan, config, record.timeout_seconds or definition.settings.timeout_seconds
