@@ -248,17 +248,29 @@ def step_view_and_row(
     """
     started, finished = values["started_at"], values["finished_at"]
     result = values["result"]
-    if not (_plain(result, 0) and _utc(started) and _utc(finished)):
+    # The checks and the formatting inline: this runs for every step of every run.
+    if started is None:
+        started_db = started_iso = None
+    elif type(started) is dt.datetime and started.tzinfo is dt.UTC:
+        started_db, started_iso = _stamps(started)
+    else:
+        return None
+    if finished is None:
+        finished_db = finished_iso = None
+    elif type(finished) is dt.datetime and finished.tzinfo is dt.UTC:
+        finished_db, finished_iso = _stamps(finished)
+    else:
+        return None
+    copy = _plain_copy(result, 0)
+    if copy is _NOT_PLAIN:
         return None
     code = values["error_code"]
     # ``_value_``: the member's value without the ``value`` descriptor (a Python call).
     code_value = None if code is None else code._value_
     status = values["status"]._value_
-    started_db, started_iso = _stamps(started)
-    finished_db, finished_iso = _stamps(finished)
     view = {
         "step": values["step"],
-        "result": _copy(result),
+        "result": copy,
         "completed": values["completed"],
         "message": values["message"],
         "status": status,
@@ -295,46 +307,51 @@ def step_view_and_row(
     }
 
 
-def _stamps(value: dt.datetime | None) -> tuple[str | None, str | None]:
-    # A UTC timestamp (or None) as dt_to_db writes it and as pydantic serializes it (Z,
-    # no fraction when it is zero), from one isoformat call.
-    if value is None:
-        return None, None
+def _stamps(value: dt.datetime) -> tuple[str, str]:
+    # A UTC timestamp as dt_to_db writes it and as pydantic serializes it (Z, no fraction
+    # when it is zero), from one isoformat call.
     text = value.isoformat(timespec="microseconds")
     return text, (text[:-6] if value.microsecond else text[:-13]) + "Z"
 
 
 _PLAIN_LEAVES = (str, int, bool, type(None))
+_NOT_PLAIN: Any = object()
 
 
-def _plain(value: Any, depth: int) -> bool:
+def _plain_copy(value: Any, depth: int) -> Any:
+    """A copy of plain JSON data (finite floats), as pydantic's serializer returns it.
+
+    ``_NOT_PLAIN`` for anything else. New containers: a later change to the record's
+    result must not show in the event. Leaves are taken inline (no call for each).
+    """
     kind = type(value)
     if kind in _PLAIN_LEAVES:
-        return True
+        return value
     if kind is float:
-        return math.isfinite(value)
+        return value if math.isfinite(value) else _NOT_PLAIN
     if depth > 64:
-        return False
+        return _NOT_PLAIN
     if kind is dict:
-        return all(type(k) is str and _plain(v, depth + 1) for k, v in value.items())
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            if type(k) is not str:
+                return _NOT_PLAIN
+            if type(v) not in _PLAIN_LEAVES:
+                v = _plain_copy(v, depth + 1)
+                if v is _NOT_PLAIN:
+                    return _NOT_PLAIN
+            out[k] = v
+        return out
     if kind is list:
-        return all(_plain(v, depth + 1) for v in value)
-    return False
-
-
-def _copy(value: Any) -> Any:
-    # The serializer returns new containers: a later change to the record's result must not
-    # show in the event.
-    kind = type(value)
-    if kind is dict:
-        return {k: _copy(v) for k, v in value.items()}
-    if kind is list:
-        return [_copy(v) for v in value]
-    return value
-
-
-def _utc(value: Any) -> bool:
-    return value is None or (type(value) is dt.datetime and value.tzinfo is dt.UTC)
+        items: list[Any] = []
+        for v in value:
+            if type(v) not in _PLAIN_LEAVES:
+                v = _plain_copy(v, depth + 1)
+                if v is _NOT_PLAIN:
+                    return _NOT_PLAIN
+            items.append(v)
+        return items
+    return _NOT_PLAIN
 
 
 def record_rows(

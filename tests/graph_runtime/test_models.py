@@ -239,6 +239,8 @@ def test_a_value_validation_would_coerce_is_coerced() -> None:
         {},
         {"result": None},
         {"result": {"a": [1, 2.5, "x", None, True, {"b": []}]}},
+        {"result": {"a": [[{"b": [1]}], {"c": {"d": [2.5]}}]}},
+        {"result": {"a": [1, [float("inf")]]}},
         {"result": {"when": dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)}},  # serialized
         {"result": {"pair": (1, 2)}},  # a tuple: the serializer makes it a list
         {"result": {"n": float("nan")}},
@@ -257,7 +259,16 @@ def test_step_view_is_the_records_dict(over: dict[str, object]) -> None:
     view = step_view(record)
     assert view == record.dict() and list(view) == list(record.dict())
     if isinstance(record.result, dict):
-        assert view["result"] is not record.result  # a copy, as the serializer makes
+        # New containers all the way down, as the serializer makes.
+        assert not _shared_containers(view["result"], record.result)
+
+
+def _shared_containers(a: object, b: object) -> bool:
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a is b or any(_shared_containers(a.get(k), v) for k, v in b.items())
+    if isinstance(a, list) and isinstance(b, list):
+        return a is b or any(_shared_containers(x, y) for x, y in zip(a, b, strict=True))
+    return False
 
 
 @pytest.mark.parametrize(
