@@ -12,6 +12,7 @@ LangGraph router. ``map`` fans out with ``Send``.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import hashlib
 import json
 import logging
@@ -46,7 +47,7 @@ from graph_runtime.errors import (
     WorkflowValidationError,
 )
 from graph_runtime.expressions import MISS, Expression, Scope, compile_expression, to_view
-from graph_runtime.models import ErrorCode, TaskStatus, utcnow
+from graph_runtime.models import ErrorCode, TaskStatus
 from graph_runtime.recorder import EventRecorder
 from graph_runtime.schema import NodeSpec, Policies, RetrySpec, WorkflowDefinition, node_config
 from graph_runtime.topology import Edge, Topology, topology
@@ -691,7 +692,7 @@ class _NodeRunner:
         attempt = 0
         while True:
             attempt += 1
-            started = utcnow()
+            started = dt.datetime.now(dt.UTC)  # utcnow(), one call less per step
             recorder.current_node = step_name  # what the run's status shows while it runs
             ctx = NodeContext(
                 node_id=self.node_id,

@@ -37,7 +37,7 @@ from graph_runtime import failpoints
 from graph_runtime._durable import DurableWrites, EventSink, PersistFn
 from graph_runtime._records import new_event, record_of, step_parts, step_values, step_view
 from graph_runtime.expressions import to_view
-from graph_runtime.models import ErrorCode, Event, EventType, TaskStatus, TaskStepResult, utcnow
+from graph_runtime.models import ErrorCode, Event, EventType, TaskStatus, TaskStepResult
 from graph_runtime.state_machine import check_transition
 
 __all__ = ["STEP_MARKER", "ApplyFn", "EventRecorder", "PersistFn"]
@@ -318,7 +318,7 @@ class EventRecorder:
             if key in self._seen:
                 return
             self._seen.add(key)
-        finished = utcnow()
+        finished = dt.datetime.now(dt.UTC)  # utcnow(), one call less per step
         if status is None:
             status = TaskStatus.COMPLETED if error_code is None else TaskStatus.FAILED
         self._seq += 1
@@ -469,7 +469,7 @@ def _event(
 ) -> Event:
     # Every field is built here with its exact type (id >= 1 from the counter): skip the
     # validation, which costs more than the rest of an event's bookkeeping.
-    return new_event(run_id, event_id, type_, data, at or utcnow())
+    return new_event(run_id, event_id, type_, data, at or dt.datetime.now(dt.UTC))
 
 
 def _node_of(namespace: tuple[str, ...]) -> str | None:
