@@ -124,6 +124,12 @@ def _arithmetic(
 ) -> FastPath:
     def path(env: Mapping[str, Any]) -> Any:
         a, b = left(env), right(env)
+        if type(a) is int and type(b) is int:
+            # The common case without the two _kind calls (a bool's type is not int).
+            if _LOW <= a <= _HIGH and _LOW <= b <= _HIGH:
+                value = op(a, b)
+                return value if _LOW <= value <= _HIGH else MISS  # CEL: overflow error
+            return MISS
         kind = _kind(a)
         if kind is not _kind(b):
             return MISS
@@ -142,6 +148,9 @@ def _compare(
 ) -> FastPath:
     def path(env: Mapping[str, Any]) -> Any:
         a, b = left(env), right(env)
+        if type(a) is int and type(b) is int:
+            # The common case without the two _kind calls (a bool's type is not int).
+            return op(a, b) if _LOW <= a <= _HIGH and _LOW <= b <= _HIGH else MISS
         kind = _kind(a)
         if kind is None or kind is not _kind(b) or (ordered and kind is bool):
             return MISS
