@@ -52,7 +52,7 @@ class JournalKeeper:
         self._delay = RETRY_MIN
         self._closed = False
         # Asked before every transaction: an empty journal costs a commit nothing.
-        writer.set_prelude(self._prelude, due=self._due)
+        writer.set_prelude(self._prelude, due=self.journal.pending)
 
     def keep(
         self,
@@ -101,9 +101,6 @@ class JournalKeeper:
         self.journal.close()
 
     # -- replay ------------------------------------------------------------------------------
-
-    def _due(self) -> bool:
-        return bool(self.journal)
 
     def _prelude(self, conn: sqlite3.Connection) -> Callable[[], None] | None:
         # On the thread that commits, inside its transaction, before its operations.

@@ -218,7 +218,7 @@ class GroupCommitWriter:
         # Runs first in every transaction (the run store's journal replay), see set_prelude;
         # skipped (with its savepoint) while _prelude_due says there is nothing to do.
         self._prelude: Prelude | None = None
-        self._prelude_due: Callable[[], bool] | None = None
+        self._prelude_due: Callable[[], object] | None = None
         self.fault: BaseException | None = None
         """The storage fault that failed the last transaction; ``None`` once one commits."""
         # Observability (and tests): batches committed and the operations they held.
@@ -235,7 +235,7 @@ class GroupCommitWriter:
             else WalCheckpointer(wal_checkpoint, interval=wal_checkpoint_interval)
         )
 
-    def set_prelude(self, prelude: Prelude | None, due: Callable[[], bool] | None = None) -> None:
+    def set_prelude(self, prelude: Prelude | None, due: Callable[[], object] | None = None) -> None:
         """Run ``prelude(conn)`` at the start of every transaction from now on.
 
         It runs inside a savepoint: a storage fault fails the transaction (and so the
@@ -245,8 +245,8 @@ class GroupCommitWriter:
         completed. The run store uses it to replay its write-failure journal ahead of
         everything else, in the same transaction.
 
-        ``due()``, if given, is asked first (on the committing thread): while it returns
-        ``False`` the prelude and its savepoint are skipped, so a prelude that usually has
+        ``due()``, if given, is asked first (on the committing thread): while its result is
+        false the prelude and its savepoint are skipped, so a prelude that usually has
         nothing to do costs a transaction no statements.
         """
         with self._conn_lock:

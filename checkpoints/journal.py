@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -67,8 +68,15 @@ class WriteJournal:
             return len(self._entries)
 
     def __bool__(self) -> bool:
-        # Asked before every commit: a list's truth is read atomically, without the lock.
         return bool(self._entries)
+
+    @property
+    def pending(self) -> Callable[[], int]:
+        """How many entries wait, as a function to call before every commit.
+
+        The list's own ``__len__``: read atomically without the lock, and no Python call.
+        """
+        return self._entries.__len__
 
     @property
     def records(self) -> int:
