@@ -267,13 +267,14 @@ async def replay_then_live(
         if replay and await is_finished():
             return
         queue = sub.queue
+        waiting = queue._items  # read here, not through empty() and get_nowait() (calls)
         beat = _Heartbeat(queue, heartbeat) if heartbeat is not None else _NoHeartbeat()
         try:
             while True:
                 # A burst is taken without suspending; otherwise the subscriber runs one
                 # loop turn after the publish (a pause it asks for lands before the run's
                 # next superstep starts).
-                item = queue.get_nowait() if not queue.empty() else await queue.get()
+                item = waiting.popleft() if waiting else await queue.get()
                 if item is _TICK:
                     yield None
                     continue
