@@ -618,7 +618,7 @@ class RunManager:
         return active, record, definition
 
     async def _stopped(self, recorder: EventRecorder) -> None:
-        """End a run its stop request cancelled."""
+        """End a run its stop request cancelled (or that ended while stopping)."""
         await recorder.flush()
         await self._end(
             recorder,
@@ -839,13 +839,7 @@ class RunManager:
     ) -> None:
         recorder = active.recorder
         if recorder.current_status is TaskStatus.STOPPING:
-            await self._end(
-                recorder,
-                TaskStatus.STOPPING,
-                TaskStatus.STOPPED,
-                "stopped by request",
-                ErrorCode.CANCELLED_ERROR,
-            )
+            await self._stopped(recorder)
             return
         if drained is not None:
             if drained == "shutdown":
